@@ -1,0 +1,185 @@
+"""Outer recursion: Recursion in Recursion (SPEC section 3).
+
+A sequence of ``n`` nodes, each with K beams, is cut into balanced chunks of width ``W`` (only
+when ``n >= 1.5 W``; otherwise the whole remainder is one chunk), every chunk of every example is
+reduced by the inner beam search as one batch, and beam alignment forms the K beams of the next
+level. This module knows nothing of how a merge is scored: it only calls the inner search.
+
+The chunk schedule depends only on lengths, so it is computed on the host before any tensor
+work; inside a level nothing waits for the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from rir_core.align import align
+from rir_core.config import Alignment
+from rir_core.inner import BeamSearch, BeamState, NullRecorder, StreamKeys
+
+
+def chunk_sizes(n: int, width: int | None) -> list[int]:
+    """Chunk sizes of one level with ``n`` nodes (``width`` None: never chunk)."""
+    if width is None or 2 * n < 3 * width:  # n < 1.5 W
+        return [n]
+    count = math.ceil(n / width)
+    return [width] * (count - 1) + [n - width * (count - 1)]
+
+
+def schedule(n: int, width: int | None) -> list[list[int]]:
+    """Chunk sizes of every level until one node remains."""
+    levels = []
+    while True:
+        sizes = chunk_sizes(n, width)
+        levels.append(sizes)
+        if len(sizes) == 1:
+            return levels
+        n = len(sizes)
+
+
+def depth_performed(n: int, width: int | None) -> int:
+    """Sequential merge steps run for one input: sum over levels of (widest chunk - 1)."""
+    return sum(max(sizes) - 1 for sizes in schedule(n, width))
+
+
+def rir_bound(n: int, width: int) -> float:
+    """The paper's bound on sequential depth, ``W * log_W(n)``."""
+    return float(width * math.log(max(n, 1)) / math.log(width))
+
+
+@dataclass
+class LevelPlan:
+    """Host-side chunk table of one level for the examples still running."""
+
+    example: list[int]  # per chunk: example index
+    start: list[int]  # per chunk: first node
+    length: list[int]  # per chunk: node count
+    index: list[int]  # per chunk: chunk index inside its example
+    chunks_of: dict[int, list[int]]  # example -> its chunk rows
+
+
+def plan_level(lengths: dict[int, int], width: int | None) -> LevelPlan:
+    plan = LevelPlan([], [], [], [], {})
+    for ex, n in lengths.items():
+        start = 0
+        rows = []
+        for ci, size in enumerate(chunk_sizes(n, width)):
+            rows.append(len(plan.example))
+            plan.example.append(ex)
+            plan.start.append(start)
+            plan.length.append(size)
+            plan.index.append(ci)
+            start += size
+        plan.chunks_of[ex] = rows
+    return plan
+
+
+class OuterRecursion(torch.nn.Module):
+    """RIR over an inner beam search. With ``width=None`` it is the inner search alone (EBT-GRC).
+
+    Forward args: ``leaves (B, L, D)``, host ``lengths`` (list of ints), ``seeds (B,)``.
+    Returns roots ``(B, K, D)``, scores ``(B, K)``, validity ``(B, K)`` and the per-example
+    sequential depth performed (list of ints).
+    """
+
+    def __init__(self, inner: BeamSearch) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(
+        self,
+        leaves: torch.Tensor,
+        lengths: list[int],
+        seeds: torch.Tensor,
+        *,
+        beams: int,
+        width: int | None,
+        alignment: Alignment,
+        recorder=None,
+    ):
+        recorder = recorder or NullRecorder()
+        bsz, _, d = leaves.shape
+        device = leaves.device
+        # Level 0: one valid beam per example (K copies, only beam 0 valid).
+        nodes = leaves[:, None].expand(bsz, beams, -1, -1)  # (B, K, n, D)
+        node_scores = leaves.new_zeros(bsz, beams, leaves.shape[1])  # (B, K, n)
+        beam_valid = (torch.arange(beams, device=device) == 0)[None].expand(bsz, -1)  # (B, K)
+        running = {b: n for b, n in enumerate(lengths)}
+        depth = [0] * bsz
+        final_rows: list[torch.Tensor] = []
+        final_roots, final_scores, final_valid = [], [], []
+        level = 0
+        while running:
+            plan = plan_level(running, width)
+            for ex, rows in plan.chunks_of.items():
+                depth[ex] += max(plan.length[r] for r in rows) - 1
+            max_len = max(plan.length)
+            ex_t = torch.tensor(plan.example, device=device)  # (N,)
+            start_t = torch.tensor(plan.start, device=device)
+            len_t = torch.tensor(plan.length, device=device)
+            offs = torch.arange(max_len, device=device)  # (Lc,)
+            in_chunk = offs[None, :] < len_t[:, None]  # (N, Lc)
+            pos = (start_t[:, None] + offs[None, :]).clamp(max=nodes.shape[2] - 1)  # (N, Lc)
+            by_pos = nodes.transpose(1, 2)  # (B, n, K, D)
+            chunk_nodes = by_pos[ex_t[:, None], pos].permute(0, 2, 1, 3)  # (N, K, Lc, D)
+            chunk_node_scores = node_scores.transpose(1, 2)[ex_t[:, None], pos]  # (N, Lc, K)
+            init = (chunk_node_scores * in_chunk[..., None]).sum(1)  # (N, K)
+            state = BeamState(chunk_nodes, init, beam_valid[ex_t])
+            if recorder.enabled:
+                recorder.begin_level(level, plan, init, state.valid)
+            keys = StreamKeys(seeds[ex_t], torch.tensor(plan.index, device=device), level)
+            out = self.inner(state, len_t, max_len, keys, recorder)
+            roots = out.nodes[:, :, 0]  # (N, K, D)
+
+            done = [ex for ex, rows in plan.chunks_of.items() if len(rows) == 1]
+            if done:
+                rows = torch.tensor([plan.chunks_of[ex][0] for ex in done], device=device)
+                final_rows.append(torch.tensor(done, device=device))
+                final_roots.append(roots[rows])
+                final_scores.append(out.scores[rows])
+                final_valid.append(out.valid[rows])
+            going = [ex for ex, rows in plan.chunks_of.items() if len(rows) > 1]
+            if not going:
+                if recorder.enabled:
+                    recorder.end_level(level, out)
+                break
+            # Beam alignment over each continuing example's chunks.
+            n_chunks = max(len(plan.chunks_of[ex]) for ex in going)
+            grid = torch.zeros(bsz, n_chunks, dtype=torch.long)  # chunk row per (example, c)
+            grid_mask = torch.zeros(bsz, n_chunks, dtype=torch.bool)
+            for ex in going:
+                rows = plan.chunks_of[ex]
+                grid[ex, : len(rows)] = torch.tensor(rows)
+                grid_mask[ex, : len(rows)] = True
+            grid, grid_mask = grid.to(device), grid_mask.to(device)
+            c_scores = out.scores[grid]  # (B, C, K)
+            c_valid = out.valid[grid] & grid_mask[..., None]  # (B, C, K)
+            picks, slot_valid = align(
+                alignment, c_scores, c_valid, grid_mask, seeds, level, beams
+            )  # (B, K, C), (B, K)
+            rows_bkc = grid[:, None, :].expand(-1, beams, -1)  # (B, K, C)
+            nodes = roots[rows_bkc, picks]  # (B, K, C, D)
+            node_scores = out.scores[rows_bkc, picks] * grid_mask[:, None, :]  # (B, K, C)
+            beam_valid = slot_valid
+            if recorder.enabled:
+                recorder.end_level(
+                    level,
+                    out,
+                    c_scores=c_scores,
+                    c_valid=c_valid,
+                    picks=picks,
+                    slot_valid=slot_valid,
+                    grid_mask=grid_mask,
+                )
+            running = {ex: len(plan.chunks_of[ex]) for ex in going}
+            level += 1
+        order = torch.cat(final_rows)
+        inv = torch.empty_like(order)
+        inv[order] = torch.arange(order.numel(), device=device)
+        roots = torch.cat(final_roots)[inv]  # (B, K, D)
+        scores = torch.cat(final_scores)[inv]  # (B, K)
+        valid = torch.cat(final_valid)[inv]  # (B, K)
+        return roots, scores, valid, depth
