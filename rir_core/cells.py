@@ -12,6 +12,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with a mask from ``rand`` (much faster on CPU than ``bernoulli_``).
+
+    Same distribution as :func:`torch.nn.functional.dropout`; draws from torch's global RNG.
+    """
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand_like(x) >= p
+    return x * keep / (1.0 - p)
+
+
 class GRC(nn.Module):
     """Gated Recursive Cell: ``parent = LN(s(g1)*l + s(g2)*r + s(g3)*u)``.
 
@@ -26,11 +37,12 @@ class GRC(nn.Module):
         self.hidden_size = d
         self.w1 = nn.Linear(2 * d, expansion * d)
         self.w2 = nn.Linear(expansion * d, 4 * d)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.norm = nn.LayerNorm(d)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(F.gelu(self.w1(torch.cat([left, right], dim=-1))))  # (..., 4D)
+        h = F.gelu(self.w1(torch.cat([left, right], dim=-1)))  # (..., 4D)
+        h = fast_dropout(h, self.dropout, self.training)
         g1, g2, g3, u = self.w2(h).chunk(4, dim=-1)  # 4 x (..., D)
         mixed = torch.sigmoid(g1) * left + torch.sigmoid(g2) * right + torch.sigmoid(g3) * u
         return self.norm(mixed)  # (..., D)

@@ -156,6 +156,7 @@ def atomic_write_text(path: str | os.PathLike[str], lines: Iterable[str]) -> Non
             for line in lines:
                 handle.write(line)
                 handle.write("\n")
+        os.chmod(tmp_name, 0o644)  # mkstemp makes the file private; data files are not
         os.replace(tmp_name, target)
     except BaseException:
         if os.path.exists(tmp_name):

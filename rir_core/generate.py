@@ -98,6 +98,9 @@ GENERATOR_VERSION = 1
 #: Generation gives up after this many draws in a row that produced nothing new.
 MAX_CONSECUTIVE_DUPLICATES = 20_000
 
+#: Longest window the length tables support (their cost grows as max_tokens squared).
+MAX_SUPPORTED_TOKENS = 10_000
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -122,7 +125,8 @@ class Recipe:
             raise ValueError(f"min_tokens must be at least 1, got {self.min_tokens}")
         if self.max_tokens < max(self.min_tokens, 2):
             raise ValueError(
-                f"max_tokens must be at least 2 and at least min_tokens, got {self.max_tokens}"
+                f"max_tokens ({self.max_tokens}) must be at least 2 and at least "
+                f"min_tokens ({self.min_tokens})"
             )
         if self.max_args < 2:
             raise ValueError(f"max_args must be at least 2, got {self.max_args}")
@@ -206,6 +210,10 @@ class LengthTables:
     """
 
     def __init__(self, recipe: Recipe) -> None:
+        if recipe.max_tokens > MAX_SUPPORTED_TOKENS:
+            raise ValueError(
+                f"max_tokens {recipe.max_tokens} is above the supported {MAX_SUPPORTED_TOKENS}"
+            )
         self.recipe = recipe
         L, K, D = recipe.max_tokens, recipe.max_args, recipe.max_depth  # noqa: N806 (paper letters)
         P = np.zeros((D + 2, L + 1))  # noqa: N806
@@ -466,9 +474,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-tokens", type=int, help="shortest expression (tokens)")
     parser.add_argument("--max-tokens", type=int, help="longest expression (tokens)")
     parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--max-args", type=int, default=5, help="most arguments (default 5)")
-    parser.add_argument("--max-depth", type=int, default=20, help="forced-leaf depth (20)")
-    parser.add_argument("--p-op", type=float, default=0.25, help="operator probability (0.25)")
+    parser.add_argument("--max-args", type=int, help="most arguments per operator (default 5)")
+    parser.add_argument("--max-depth", type=int, help="forced-leaf depth, root = 1 (default 20)")
+    parser.add_argument("--p-op", type=float, help="operator probability (default 0.25)")
     parser.add_argument("--out", required=True, help="output TSV file")
     return parser
 
@@ -483,32 +491,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-tokens": args.max_tokens,
         "--seed": args.seed,
     }
+    shape = {"--max-args": args.max_args, "--max-depth": args.max_depth, "--p-op": args.p_op}
     out = Path(args.out)
     if out.exists() and out.is_dir():
         parser.error(f"--out {args.out} is a directory, not a file")
     if args.split is not None:
-        given = [flag for flag, value in custom.items() if value is not None]
+        given = [flag for flag, value in {**custom, **shape}.items() if value is not None]
         if given:
             parser.error(f"--split cannot be combined with {', '.join(given)}")
-        examples = load_split(args.split, progress=True)
     else:
         missing = [flag for flag, value in custom.items() if value is None]
         if missing:
             parser.error(f"missing {', '.join(missing)} (or give --split NAME)")
         if args.n <= 0:
             parser.error(f"--n must be positive, got {args.n}")
-        try:
+        if args.seed < 0:
+            parser.error(f"--seed must be non-negative, got {args.seed}")
+    try:
+        if args.split is not None:
+            examples = load_split(args.split, progress=True)
+        else:
+            options = {
+                "max_args": args.max_args,
+                "max_depth": args.max_depth,
+                "p_op": args.p_op,
+            }
             recipe = Recipe(
-                args.min_tokens, args.max_tokens, args.max_args, args.max_depth, args.p_op
+                args.min_tokens,
+                args.max_tokens,
+                **{key: value for key, value in options.items() if value is not None},
             )
             examples = generate(recipe, args.n, args.seed, progress=True)
-        except (ValueError, RuntimeError) as err:
-            parser.error(str(err))
+    except (ValueError, RuntimeError) as err:
+        parser.error(str(err))
+    except OSError as err:
+        parser.error(f"cannot use the split cache: {err.strerror} ({err.filename})")
     try:
         write_tsv(out, examples)
     except OSError as err:
-        print(f"{parser.prog}: error: cannot write {args.out}: {err.strerror}", file=sys.stderr)
-        return 1
+        parser.error(f"cannot write {args.out}: {err.strerror}")
     print(f"wrote {len(examples)} examples to {args.out}", file=sys.stderr)
     return 0
 

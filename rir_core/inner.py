@@ -89,6 +89,7 @@ class BeamSearch(nn.Module):
         n_seq, beams = scores.shape
         device = nodes.device
         beam_ids = torch.arange(beams, device=device)
+        seq_ids = torch.arange(n_seq, device=device)
         pair_scores = None
         if not self.parent_scoring:
             pair_scores = self.child_scorer.pair_scores(nodes[:, :, :-1], nodes[:, :, 1:])
@@ -141,45 +142,48 @@ class BeamSearch(nn.Module):
             pos = top_pos.flatten(1).gather(1, pick)  # (N, K) merge position j
             new_scores = cand_score.gather(1, pick)  # (N, K)
             new_valid = cand_ok.gather(1, pick)  # (N, K)
+            # Finished sequences: identity (beam k stays k, merge "position" past the end).
+            a = active[:, None]  # (N, 1)
+            parent = torch.where(a, parent, beam_ids[None, :])
+            pos = torch.where(a, pos, width - 1)
 
-            # 4. Compose the surviving pairs and splice parents into their rows.
-            flat = nodes.flatten(1, 2)  # (N, K*Lt, D)
-            d = flat.shape[-1]
-            base = parent * width + pos  # (N, K) flat index of the left child
+            # 4. Compose the surviving pairs and splice parents into their rows. Rows are read
+            # with index_select on the flattened (N*K*Lt, D) nodes: one copy forward, one
+            # index_add backward (no dense masks over the whole beam state).
+            d = nodes.shape[-1]
+            flat = nodes.reshape(n_seq * beams * width, d)  # (N*K*Lt, D)
+            row0 = (seq_ids[:, None] * beams + parent) * width  # (N, K) first row of the beam
+            j = pos.clamp(max=width - 2)
+            offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
+            near = row0[..., None] + (j[..., None] + offs).clamp(0, width - 1)  # (N, K, 4)
+            near_vec = flat.index_select(0, near.flatten()).view(n_seq, beams, 4, d)
             if self.parent_scoring:
-                par_flat = parents_all.flatten(1, 2)  # (N, K*(Lt-1), D)
-                par_idx = (parent * (width - 1) + pos)[..., None].expand(-1, -1, d)
-                parents = par_flat.gather(1, par_idx)  # (N, K, D)
+                par_flat = parents_all.reshape(-1, d)  # (N*K*(Lt-1), D)
+                par_rows = (seq_ids[:, None] * beams + parent) * (width - 1) + j
+                parents = par_flat.index_select(0, par_rows.flatten()).view(n_seq, beams, d)
             else:
-                left = flat.gather(1, base[..., None].expand(-1, -1, d))  # (N, K, D)
-                right = flat.gather(1, (base + 1)[..., None].expand(-1, -1, d))  # (N, K, D)
-                parents = self.cell(left, right)  # (N, K, D)
+                parents = self.cell(near_vec[:, :, 1], near_vec[:, :, 2])  # (N, K, D)
             out_ids = pos_ids[None, None, :]  # (1, 1, Lt-1) new positions
-            src = parent[..., None] * width + out_ids + (out_ids > pos[..., None]).long()
-            spliced = flat.gather(1, src.flatten(1)[..., None].expand(-1, -1, d))
-            spliced = spliced.view(n_seq, beams, width - 1, d)
-            at_j = out_ids == pos[..., None]  # (N, K, Lt-1)
-            spliced = torch.where(at_j[..., None], parents[:, :, None, :], spliced)
+            src = row0[..., None] + out_ids + (out_ids > pos[..., None]).long()  # (N, K, Lt-1)
+            at_j = out_ids == pos[..., None]
+            parent_rows = flat.shape[0] + seq_ids[:, None] * beams + beam_ids[None, :]  # (N, K)
+            src = torch.where(at_j, parent_rows[..., None], src)
+            pool = torch.cat([flat, parents.reshape(-1, d)], dim=0)  # (N*K*Lt + N*K, D)
+            spliced = pool.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
 
             if not self.parent_scoring and width > 2:
                 # Carry pair scores from the parent beam; only pairs j-1 and j are new.
-                pairs = pair_scores.flatten(1)  # (N, K*(Lt-1))
+                pairs = pair_scores.reshape(-1)  # (N*K*(Lt-1),)
                 p_ids = torch.arange(width - 2, device=device)[None, None, :]  # new pairs
-                p_src = parent[..., None] * (width - 1) + p_ids + (p_ids >= pos[..., None]).long()
-                carried = pairs.gather(1, p_src.flatten(1)).view(n_seq, beams, width - 2)
-                left_nb = spliced.gather(
-                    2, (pos - 1).clamp(min=0)[..., None, None].expand(-1, -1, 1, d)
-                )[:, :, 0]
-                right_nb = spliced.gather(
-                    2, (pos + 1).clamp(max=width - 2)[..., None, None].expand(-1, -1, 1, d)
-                )[:, :, 0]
+                p_row0 = (seq_ids[:, None] * beams + parent) * (width - 1)
+                p_src = p_row0[..., None] + p_ids + (p_ids >= pos[..., None]).long()
+                carried = pairs.index_select(0, p_src.flatten()).view(n_seq, beams, width - 2)
                 fresh = self.child_scorer.pair_scores(
-                    torch.stack([left_nb, parents], dim=2), torch.stack([parents, right_nb], dim=2)
+                    torch.stack([near_vec[:, :, 0], parents], dim=2),
+                    torch.stack([parents, near_vec[:, :, 3]], dim=2),
                 )  # (N, K, 2): pairs (j-1, j) and (j, j+1)
                 new_pairs = torch.where(p_ids == (pos - 1)[..., None], fresh[..., :1], carried)
-                new_pairs = torch.where(p_ids == pos[..., None], fresh[..., 1:], new_pairs)
-                keep_pairs = pair_scores[:, :, : width - 2]
-                pair_scores = torch.where(active[:, None, None], new_pairs, keep_pairs)
+                pair_scores = torch.where(p_ids == pos[..., None], fresh[..., 1:], new_pairs)
 
             # 5. Sequences already reduced carry their state.
             if recorder.enabled:
@@ -200,8 +204,7 @@ class BeamSearch(nn.Module):
                     cand_ok=cand_ok,
                     pick=pick,
                 )
-            a = active[:, None]
-            nodes = torch.where(a[..., None, None], spliced, nodes[:, :, : width - 1])
+            nodes = spliced
             scores = torch.where(a, new_scores, scores)
             valid = torch.where(a, new_valid, valid)
         return BeamState(nodes=nodes[:, :, :1], scores=scores, valid=valid)

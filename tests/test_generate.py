@@ -326,6 +326,10 @@ def test_cli_writes_distinct_labelled_examples(tmp_path: Path) -> None:
     examples = read_tsv(out, check_labels=True)
     assert len(examples) == 25 and len({ex.text for ex in examples}) == 25
     assert examples == generate(Recipe(5, 30), 25, seed=1)
+    wide = tmp_path / "wide.tsv"
+    argv = ["--n", "5", "--min-tokens", "20", "--max-tokens", "40", "--seed", "2", "--max-args"]
+    assert gen.main([*argv, "9", "--max-depth", "4", "--p-op", "0.5", "--out", str(wide)]) == 0
+    assert read_tsv(wide) == generate(Recipe(20, 40, 9, 4, 0.5), 5, seed=2)
 
 
 @pytest.mark.usefixtures("tiny_splits")
@@ -349,6 +353,17 @@ def test_cli_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         (["--n", "500", "--min-tokens", "4", "--max-tokens", "4", "--seed", "1"], "distinct"),
         (["--split", "train", "--n", "5"], "cannot be combined"),
+        (["--split", "train", "--max-args", "7"], "cannot be combined with --max-args"),
+        (["--n", "5", "--min-tokens", "5", "--max-tokens", "30", "--seed", "-1"], "--seed must"),
+        (
+            ["--n", "5", "--min-tokens", "5", "--max-tokens", "20000", "--seed", "1"],
+            "above the supported",
+        ),
+        (
+            ["--n", "5", "--min-tokens", "5", "--max-tokens", "30", "--seed", "1"]
+            + ["--p-op", "1.5"],
+            "p_op",
+        ),
         (["--split", "nope"], "invalid choice"),
         (["--n", "five"], "invalid int value"),
     ],
@@ -367,6 +382,21 @@ def test_cli_bad_arguments_exit_2_with_one_sentence(
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_cli_refuses_a_directory_or_unwritable_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--n", "2", "--min-tokens", "4", "--max-tokens", "9", "--seed", "0", "--out"]
+    with pytest.raises(SystemExit) as info:
+        gen.main([*argv, str(tmp_path)])
+    assert info.value.code == 2 and "is a directory" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as info:
+        gen.main([*argv, str(blocker / "out.tsv")])  # a file where a folder should be
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "cannot write" in err and "Traceback" not in err
 
 
 def test_cli_as_a_module(tmp_path: Path) -> None:

@@ -1,0 +1,616 @@
+"""A model-agnostic training loop: length-bucketed batches, dev selection, exact resume, DDP.
+
+The :class:`Trainer` knows nothing of trees or beams. It needs a module called as
+``model(ids (B, L), mask (B, L), seeds (B,), lengths=[...], amp=bool) -> logits (B, Y)``
+(any :class:`~rir_core.model.ListOpsModel`, possibly wrapped in DistributedDataParallel), an
+optimizer, a ReduceLROnPlateau scheduler and lists of :class:`~rir_core.data.Example`. It reports
+through callbacks (:class:`Callbacks`) and writes two checkpoints into ``config.checkpoint_dir``:
+
+* ``best/`` - the weights with the best dev accuracy so far (model selection, SPEC 7);
+* ``last/`` - the latest weights plus the complete training state, after every dev evaluation
+  and when the run ends: ``--resume`` continues from it exactly.
+
+The loop, in numbered steps:
+
+1. Each epoch's batches come from ``bucket_batches`` with an RNG seeded by ``(seed, epoch)``, so
+   the data order is a pure function of the seed and the position ``(epoch, batch)`` is all a
+   resume needs.
+2. A step draws one seed per example of the global batch from the trainer's own
+   ``torch.Generator`` (the model's Gumbel noise), runs forward/backward, clips the gradient norm
+   and steps the optimizer. Under DDP every rank builds the same global batch and takes every
+   ``world``-th example; the loss is scaled so that DDP's gradient average equals the gradient of
+   the global-batch mean, i.e. the same update as one process with the whole batch.
+3. Every ``eval_every`` steps (or at every epoch end when 0) the dev accuracy is measured (eval
+   mode, fixed seed), the plateau scheduler steps on it, ``best/`` is saved on improvement, and
+   early stopping counts evaluations without improvement.
+4. Stop requests (Ctrl-C, SIGTERM, the app's stop button, ``max_minutes``) only set a flag: the
+   current step finishes, ``last/`` is saved with the training state, and :meth:`Trainer.fit`
+   returns. A non-finite loss or gradient stops before the optimizer applies it and saves nothing,
+   so the last good checkpoint stays the latest.
+
+Exact resume: ``last/`` holds the optimizer state (Adam moments, Ranger's Lookahead slow weights),
+the scheduler, the step, epoch and batch position, the early-stopping counters, the trainer's seed
+generator and the global torch / numpy / python RNG states (dropout), per rank. On CPU, N steps
+straight and N/2 + resume + N/2 give bit-identical weights (tests/test_train.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from rir_core.checkpoint import CheckpointError, save_checkpoint
+from rir_core.config import ConfigError
+from rir_core.data import Example, bucket_batches, encode_examples
+from rir_core.evaluate import evaluate_examples
+
+OPTIMIZERS = ("ranger", "adamw")
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (SPEC 7 defaults); every field can be overridden from the command line."""
+
+    batch_size: int = 128  # global batch (split across ranks under DDP)
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    optimizer: str = "ranger"  # "ranger" (RAdam + Lookahead) or "adamw"
+    epochs: int = 100
+    clip: float = 1.0  # max gradient norm; 0 disables clipping
+    patience: int = 4  # early stopping: dev evaluations without improvement
+    plateau_patience: int = 2  # ReduceLROnPlateau(mode="max") on dev accuracy
+    plateau_factor: float = 0.5
+    eval_every: int = 0  # steps between dev evaluations; 0 = at the end of every epoch
+    eval_batch_size: int = 128
+    eval_seed: int = 0  # seed of the model's draws during dev evaluation
+    checkpoint_dir: str | None = None  # None: no checkpoints are written
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda (or cuda:N)
+    amp: bool = False  # bf16 autocast (CUDA)
+    max_steps: int | None = None  # stop after this many optimizer steps in total
+    max_minutes: float | None = None  # stop after this many minutes of this invocation
+
+    def __post_init__(self) -> None:
+        positive = {"batch_size": self.batch_size, "epochs": self.epochs,
+                    "eval_batch_size": self.eval_batch_size}
+        for name, value in positive.items():
+            _check_int(name, value, 1)
+        for name in ("patience", "plateau_patience", "eval_every", "seed", "eval_seed"):
+            _check_int(name, getattr(self, name), 0)
+        if self.max_steps is not None:
+            _check_int("max_steps", self.max_steps, 0)
+        for name in ("lr", "weight_decay", "clip", "plateau_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number, not {value!r}.")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, not {self.lr}.")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"plateau_factor must be in (0, 1), not {self.plateau_factor}.")
+        if self.max_minutes is not None and (
+                isinstance(self.max_minutes, bool) or not isinstance(self.max_minutes, (int, float))
+                or not self.max_minutes > 0):
+            raise ConfigError(f"max_minutes must be a positive number, not {self.max_minutes!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
+        if not isinstance(self.amp, bool):
+            raise ConfigError(f"amp must be true or false, not {self.amp!r}.")
+        if not isinstance(self.device, str) or not (
+                self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}.")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from JSON; unknown keys are an error."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a JSON object, not {type(d).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config field(s): {', '.join(unknown)}.")
+        try:
+            return cls(**d)
+        except TypeError as err:
+            raise ConfigError(str(err)) from None
+
+
+def _check_int(name: str, value: Any, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}.")
+    if value < lo:
+        raise ConfigError(f"{name} must be at least {lo}, not {value}.")
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Ranger (RAdam + Lookahead, from ``pytorch_optimizer``; SPEC 7) or AdamW.
+
+    Ranger keeps its Lookahead slow weights in ``optimizer.state`` (``slow_buffer``), so its
+    ``state_dict`` round-trips for exact resume (tested).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "ranger":
+        from pytorch_optimizer import Ranger
+
+        return Ranger(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer,
+                    config: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """ReduceLROnPlateau on dev accuracy (mode max), SPEC 7."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience)
+
+
+@dataclass
+class Callbacks:
+    """Hooks the trainer calls on rank 0 (every one optional).
+
+    Attributes:
+        on_step: after every optimizer step, with the step metrics (``step``, ``epoch``,
+            ``loss``, ``accuracy``, ``lr``, ``grad_norm``, ``seq_per_s``, ``elapsed_s``,
+            ``eta_s``, ``batch``, ``tokens``).
+        on_eval: after every dev evaluation (``step``, ``epoch``, ``dev_accuracy``, ``dev_n``,
+            ``best_dev_accuracy``, ``improved``, ``bad_evals``, ``lr``, ``elapsed_s``).
+        on_checkpoint: after a checkpoint is written, with its path.
+        on_end: once, with the :class:`TrainResult`.
+        should_stop: polled every step; True asks the trainer to stop cleanly (the app's button).
+    """
+
+    on_step: Callable[[dict[str, Any]], None] | None = None
+    on_eval: Callable[[dict[str, Any]], None] | None = None
+    on_checkpoint: Callable[[Path], None] | None = None
+    on_end: Callable[[TrainResult], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass
+class TrainResult:
+    """How a run ended.
+
+    ``status`` is one of ``completed`` (all epochs), ``early_stopped``, ``max_steps``,
+    ``max_minutes``, ``interrupted`` (a stop request) or ``non_finite`` (nothing saved).
+    """
+
+    status: str
+    message: str
+    step: int
+    epoch: float
+    best_dev_accuracy: float | None
+    best_path: Path | None
+    last_path: Path | None
+    elapsed_s: float
+    model: nn.Module | None = dataclasses.field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "message": self.message, "step": self.step,
+                "epoch": self.epoch, "best_dev_accuracy": self.best_dev_accuracy,
+                "best_path": str(self.best_path) if self.best_path else None,
+                "last_path": str(self.last_path) if self.last_path else None,
+                "elapsed_s": self.elapsed_s}
+
+
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    """A short hash of a data set (resume refuses different training data)."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(f"{ex.label}\t{ex.text}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    """Trains one model; see the module docstring for the loop and what a resume restores."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+        train_data: Sequence[Example],
+        dev_data: Sequence[Example],
+        config: TrainConfig,
+        callbacks: Callbacks | None = None,
+        metadata: dict[str, Any] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    ) -> None:
+        """
+        Args:
+            model: the model, on its device (possibly DDP-wrapped).
+            optimizer: built over the model's parameters (:func:`build_optimizer`).
+            scheduler: :func:`build_scheduler`; stepped with the dev accuracy.
+            train_data: training examples (non-empty).
+            dev_data: dev examples (may be empty: then no selection, no early stopping).
+            config: the training config.
+            callbacks: hooks (rank 0 only).
+            metadata: stored in every checkpoint (recipes, preset, notes), extended with
+                ``step``, ``epoch`` and ``metrics``.
+            loss_fn: ``(logits (B, Y), labels (B,)) -> mean loss``.
+        """
+        if not train_data:
+            raise ValueError("the training set is empty.")
+        self.model = model
+        self.module: nn.Module = getattr(model, "module", model)
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.train_data = list(train_data)
+        self.dev_data = list(dev_data)
+        self.config = config
+        self.callbacks = callbacks or Callbacks()
+        self.metadata = dict(metadata or {})
+        self.loss_fn = loss_fn
+        self.rank, self.world = _world()
+        self.device = next(self.module.parameters()).device
+        self.generator = torch.Generator().manual_seed(config.seed)  # per-example seeds
+        self._lengths = [len(ex) for ex in self.train_data]
+        self._fingerprint = data_fingerprint(self.train_data)
+        self._epoch_cache: tuple[int, list[list[int]]] | None = None
+        # Position and counters (all part of the resume state).
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_dev_accuracy: float | None = None
+        self.bad_evals = 0
+        self.evals = 0
+        self.elapsed_before = 0.0  # wall time of earlier invocations of this run
+        self._stop_requested = False
+        self._stop_reason = "interrupted"
+        self._saved_step = -1
+        self.best_path: Path | None = None
+        self.last_path: Path | None = None
+        ckpt = config.checkpoint_dir
+        self.out_dir = Path(ckpt) if ckpt else None
+
+    # ------------------------------------------------------------------------------- control
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Ask the loop to stop after the current step (safe from a signal handler)."""
+        self._stop_requested = True
+        self._stop_reason = reason
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """Step 1: the global batches of ``epoch`` (indices into the training set)."""
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            rng = random.Random(f"rir-train-order:{self.config.seed}:{epoch}")
+            batches = bucket_batches(self._lengths, self.config.batch_size, rng)
+            if self.world > 1:  # every rank needs at least one example of every batch
+                batches = [b for b in batches if len(b) >= self.world]
+            self._epoch_cache = (epoch, batches)
+        return self._epoch_cache[1]
+
+    def planned_steps(self) -> int:
+        """Steps until the last epoch ends or ``max_steps`` (early stopping may end sooner)."""
+        total = len(self.epoch_batches(self.epoch)) * self.config.epochs
+        return min(total, self.config.max_steps) if self.config.max_steps is not None else total
+
+    # --------------------------------------------------------------------------- resume state
+    def _rng_state(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
+        return state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The complete training state (a collective under DDP: every rank must call it)."""
+        rng_states: list[Any] = [self._rng_state()]
+        if self.world > 1:
+            gathered: list[Any] = [None] * self.world
+            local = {k: (v.numpy().tolist() if isinstance(v, torch.Tensor) else v)
+                     for k, v in rng_states[0].items()}
+            dist.all_gather_object(gathered, local)
+            rng_states = [{k: (torch.tensor(v, dtype=torch.uint8) if k in ("torch", "cuda")
+                               and v is not None else v) for k, v in g.items()}
+                          for g in gathered]
+        return {
+            "version": STATE_VERSION,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_dev_accuracy": self.best_dev_accuracy,
+            "bad_evals": self.bad_evals,
+            "evals": self.evals,
+            "elapsed_s": self.elapsed_before + self._session_elapsed(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": rng_states,
+            "world_size": self.world,
+            "train_config": self.config.to_dict(),
+            "data": {"n": len(self.train_data), "fingerprint": self._fingerprint},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after the model weights are loaded).
+
+        Raises:
+            CheckpointError: malformed state, or different training data.
+        """
+        try:
+            if state.get("version") != STATE_VERSION:
+                raise CheckpointError(
+                    f"the training state has version {state.get('version')!r}, "
+                    f"expected {STATE_VERSION}.")
+            data = state["data"]
+            if data["n"] != len(self.train_data) or data["fingerprint"] != self._fingerprint:
+                raise CheckpointError(
+                    f"the training data differ from the saved run's ({data['n']} examples, "
+                    f"fingerprint {data['fingerprint']}), so it cannot be resumed exactly.")
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+            rngs = state["rng"]
+            mine = rngs[self.rank % len(rngs)]
+            torch.set_rng_state(mine["torch"])
+            name, keys, *rest = mine["numpy"]
+            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+            random.setstate(mine["python"])
+            if mine.get("cuda") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"], self.device)
+            self.step = int(state["step"])
+            self.epoch = int(state["epoch"])
+            self.batch_in_epoch = int(state["batch_in_epoch"])
+            best = state["best_dev_accuracy"]
+            self.best_dev_accuracy = None if best is None else float(best)
+            self.bad_evals = int(state["bad_evals"])
+            self.evals = int(state["evals"])
+            self.elapsed_before = float(state["elapsed_s"])
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
+            raise CheckpointError(f"the training state is malformed ({err}).") from None
+        self._saved_step = self.step
+        if self.out_dir is not None:
+            best_dir = self.out_dir / "best"
+            self.best_path = best_dir if best_dir.exists() else None
+            self.last_path = self.out_dir / "last"
+
+    # --------------------------------------------------------------------------------- saving
+    def _meta(self, dev: dict[str, Any] | None = None) -> dict[str, Any]:
+        meta = dict(self.metadata)
+        meta.update(step=self.step, epoch=self._epoch_progress(), seed=self.config.seed)
+        metrics = dict(meta.get("metrics", {}))
+        if dev is not None:
+            metrics["dev"] = {"accuracy": dev["accuracy"], "n": dev["n"]}
+        meta["metrics"] = metrics
+        return meta
+
+    def _ranks_in_sync(self) -> bool:
+        """Under DDP: do all ranks hold the same weights? (a cheap checksum comparison)"""
+        if self.world == 1:
+            return True
+        with torch.no_grad():
+            flat = torch.cat([p.detach().double().flatten() for p in self.module.parameters()])
+            pos = torch.arange(flat.numel(), device=flat.device, dtype=torch.float64)
+            sums = torch.stack([flat.sum(), (flat * flat).sum(), (flat * torch.sin(pos)).sum()])
+            gathered = [torch.zeros_like(sums) for _ in range(self.world)]
+            dist.all_gather(gathered, sums)
+        return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+    def _save_last(self, dev: dict[str, Any] | None = None) -> None:
+        """``last/`` with the training state (a collective under DDP; rank 0 writes)."""
+        if self.out_dir is None or self._saved_step == self.step:
+            return
+        state = self.state_dict()
+        in_sync = self._ranks_in_sync()
+        if self.is_main:
+            meta = self._meta(dev)
+            meta["ranks_in_sync"] = in_sync
+            path = save_checkpoint(self.out_dir / "last", self.module, meta, resume_state=state)
+            self.last_path = path
+            if self.callbacks.on_checkpoint:
+                self.callbacks.on_checkpoint(path)
+        self._saved_step = self.step
+
+    def _save_best(self, dev: dict[str, Any]) -> None:
+        if self.out_dir is None or not self.is_main:
+            return
+        path = save_checkpoint(self.out_dir / "best", self.module, self._meta(dev))
+        self.best_path = path
+        if self.callbacks.on_checkpoint:
+            self.callbacks.on_checkpoint(path)
+
+    # ------------------------------------------------------------------------------- the loop
+    def _session_elapsed(self) -> float:
+        return time.monotonic() - self._t0 if hasattr(self, "_t0") else 0.0
+
+    def _epoch_progress(self) -> float:
+        n = len(self.epoch_batches(self.epoch)) or 1
+        return round(self.epoch + self.batch_in_epoch / n, 4)
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _train_step(self, batch: list[int]) -> dict[str, Any]:
+        """Step 2: one optimizer step on a global batch; returns the (global) step metrics."""
+        cfg = self.config
+        self.module.train()
+        seeds = torch.randint(0, 2**62, (len(batch),), generator=self.generator,
+                              dtype=torch.int64)  # (B,) one seed per example of the global batch
+        share = batch[self.rank:: self.world]
+        examples = [self.train_data[i] for i in share]
+        ids, mask, labels = encode_examples(examples)  # (b, L), (b, L), (b,)
+        ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
+        logits = self.model(ids, mask, seeds[self.rank:: self.world].to(self.device),
+                            lengths=[len(ex) for ex in examples], amp=cfg.amp)  # (b, Y)
+        local_loss = self.loss_fn(logits, labels)
+        # DDP averages gradients over ranks; weighting each rank's mean by its share makes the
+        # result the gradient of the global-batch mean (shares may differ by one example).
+        scaled = local_loss * (len(share) * self.world / len(batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        scaled.backward()
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        max_norm = cfg.clip if cfg.clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        stop = self._stop_requested or (self.callbacks.should_stop is not None
+                                        and self.is_main and bool(self.callbacks.should_stop()))
+        over_time = (cfg.max_minutes is not None
+                     and self._session_elapsed() >= cfg.max_minutes * 60.0)
+        correct = (logits.detach().argmax(-1) == labels).sum()
+        stats = torch.stack([
+            local_loss.detach().float() * len(share), correct.float(),
+            torch.tensor(float(len(share)), device=self.device),
+            torch.tensor(float(stop), device=self.device),
+            torch.tensor(float(over_time), device=self.device),
+            grad_norm.detach().float().reshape(()),
+        ]).to(self.device)
+        if self.world > 1:
+            dist.all_reduce(stats)
+        loss_sum, n_correct, n, stop_votes, time_votes, norm = stats.tolist()
+        metrics = {"loss": loss_sum / n, "accuracy": n_correct / n, "grad_norm": norm / self.world,
+                   "batch": int(n), "tokens": sum(self._lengths[i] for i in batch)}
+        if not (math.isfinite(loss_sum) and math.isfinite(norm)):
+            metrics["non_finite"] = True
+            return metrics
+        self.optimizer.step()
+        if stop_votes > 0:
+            self._stop_requested = True
+        elif time_votes > 0:
+            self._stop_requested = True
+            self._stop_reason = "max_minutes"
+        return metrics
+
+    def _evaluate(self) -> dict[str, Any]:
+        """Step 3: dev accuracy, scheduler, selection, early stopping, checkpoints."""
+        cfg = self.config
+        shard = self.dev_data[self.rank:: self.world]
+        res = evaluate_examples(self.module, shard, seed=cfg.eval_seed,
+                                batch_size=cfg.eval_batch_size) if shard else {"correct": 0,
+                                                                               "n": 0}
+        counts = torch.tensor([float(res["correct"]), float(res["n"])], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(counts)
+        correct, n = counts.tolist()
+        dev = {"accuracy": correct / n if n else 0.0, "n": int(n)}
+        self.evals += 1
+        improved = n > 0 and (self.best_dev_accuracy is None
+                              or dev["accuracy"] > self.best_dev_accuracy)
+        if improved:
+            self.best_dev_accuracy = dev["accuracy"]
+            self.bad_evals = 0
+            self._save_best(dev)
+        elif n > 0:
+            self.bad_evals += 1
+        if n > 0:
+            self.scheduler.step(dev["accuracy"])
+        self._save_last(dev)
+        metrics = {"step": self.step, "epoch": self._epoch_progress(),
+                   "dev_accuracy": dev["accuracy"], "dev_n": dev["n"],
+                   "best_dev_accuracy": self.best_dev_accuracy, "improved": bool(improved),
+                   "bad_evals": self.bad_evals, "lr": self._lr(),
+                   "elapsed_s": self.elapsed_before + self._session_elapsed()}
+        if self.is_main and self.callbacks.on_eval:
+            self.callbacks.on_eval(metrics)
+        return metrics
+
+    def _early_stopped(self) -> bool:
+        return bool(self.dev_data) and self.bad_evals >= self.config.patience > 0
+
+    def fit(self) -> TrainResult:
+        """Run until the epochs are done, early stopping, ``max_steps``, ``max_minutes``, a stop
+        request or a non-finite loss; see :class:`TrainResult`."""
+        cfg = self.config
+        self._t0 = time.monotonic()
+        train_time = 0.0
+        session_seqs = 0
+        session_steps = 0
+        status = ""
+        message = ""
+        while not status:
+            # Stops are checked only between units of (step + its evaluations), so a resumed run
+            # continues exactly where a straight run would be.
+            if self._early_stopped():
+                status = "early_stopped"
+                break
+            if self.epoch >= cfg.epochs:
+                status = "completed"
+                break
+            if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                status = "max_steps"
+                break
+            if self._stop_requested:
+                status = self._stop_reason
+                break
+            batches = self.epoch_batches(self.epoch)
+            if not batches:
+                raise ValueError("the training set is smaller than the number of ranks.")
+            t_step = time.monotonic()
+            metrics = self._train_step(batches[self.batch_in_epoch])
+            if metrics.get("non_finite"):
+                status = "non_finite"
+                kept = f"; the last good checkpoint is {self.last_path}" if self.last_path \
+                    else "; no checkpoint was written before it"
+                message = (f"training stopped at step {self.step + 1}: the loss or gradient "
+                           f"became non-finite (loss {metrics['loss']}, gradient norm "
+                           f"{metrics['grad_norm']}); that update was not applied and nothing "
+                           f"was saved{kept}")
+                break
+            self.step += 1
+            self.batch_in_epoch += 1
+            train_time += time.monotonic() - t_step
+            session_seqs += metrics["batch"]
+            session_steps += 1
+            epoch_end = self.batch_in_epoch >= len(batches)
+            elapsed = self.elapsed_before + self._session_elapsed()
+            remaining = max(self.planned_steps() - self.step, 0)
+            metrics.update(step=self.step, epoch=self._epoch_progress(), lr=self._lr(),
+                           seq_per_s=session_seqs / max(train_time, 1e-9), elapsed_s=elapsed,
+                           eta_s=remaining * self._session_elapsed() / session_steps)
+            if self.is_main and self.callbacks.on_step:
+                self.callbacks.on_step(metrics)
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
+                self._evaluate()
+            if epoch_end:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if not cfg.eval_every:
+                    self._evaluate()
+        if status != "non_finite":
+            self._save_last()
+            message = {
+                "completed": f"finished {cfg.epochs} epoch(s) at step {self.step}",
+                "early_stopped": f"early stopping after {self.bad_evals} evaluations without "
+                                 f"dev improvement, at step {self.step}",
+                "max_steps": f"reached max_steps at step {self.step}",
+                "max_minutes": f"reached max_minutes ({cfg.max_minutes}) at step {self.step}",
+            }.get(status, f"stopped at step {self.step}")
+        result = TrainResult(status, message, self.step, self._epoch_progress(),
+                             self.best_dev_accuracy, self.best_path, self.last_path,
+                             self.elapsed_before + self._session_elapsed(), self.module)
+        if self.is_main and self.callbacks.on_end:
+            self.callbacks.on_end(result)
+        return result
