@@ -1,4 +1,8 @@
-"""RIR Explorer: the Streamlit entry point (`streamlit run app/main.py` from the repo root)."""
+"""RIR Explorer: the Streamlit entry point (`streamlit run app/main.py` from the repo root).
+
+Only a router: it sets the page up, restores the shared settings (from the URL on a session's
+first run) and hands over to the chosen page in ``app/pages/``.
+"""
 
 import sys
 from pathlib import Path
@@ -6,16 +10,24 @@ from pathlib import Path
 import streamlit as st
 
 # `streamlit run app/main.py` puts app/ on sys.path, not the repo root; add the root so that
-# `import rir_core` works however the app is started.
+# `import rir_core` and `import app` work however the app is started.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-DEFAULT_EXPRESSION = "[MAX 2 9 [MIN 4 7 ] 0 ]"
+from app import state  # noqa: E402  (needs the path above)
 
 st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
 
-st.title("RIR Explorer")
-st.caption("Watch Recursion in Recursion (RIR-EBT-GRC) parse and solve ListOps expressions.")
+state.init_session()
+state.keep_settings()
 
-expression = st.text_input("ListOps expression", value=DEFAULT_EXPRESSION)
+PAGES = [
+    st.Page("pages/explorer.py", title="Explorer", icon=":material/account_tree:", default=True),
+    st.Page("pages/alignment.py", title="Beam alignment", icon=":material/call_split:", url_path="alignment"),
+    st.Page("pages/depth.py", title="Depth bounds", icon=":material/straighten:", url_path="depth"),
+    st.Page("pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"),
+    st.Page("pages/guide.py", title="Guide", icon=":material/menu_book:", url_path="guide"),
+]
+
+st.navigation(PAGES).run()

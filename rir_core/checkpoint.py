@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -175,12 +174,14 @@ _RESERVED = {_TENSOR, _NDARRAY, _TUPLE, _ITEMS}
 def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], name: str = "state") -> Any:
     """Split a nested state (dicts, lists, tuples, numbers, strings, tensors, numpy arrays) into
     JSON and a dict of named tensors; tuples and non-string dict keys are kept exactly."""
-    if isinstance(obj, torch.Tensor):
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        while name in tensors:  # dotted paths can collide ({"a.b": x, "a": {"b": y}})
+            name += "_"
+        if isinstance(obj, np.ndarray):
+            tensors[name] = torch.from_numpy(np.ascontiguousarray(obj)).clone()
+            return {_NDARRAY: name}
         tensors[name] = obj.detach().to("cpu").contiguous().clone()
         return {_TENSOR: name}
-    if isinstance(obj, np.ndarray):
-        tensors[name] = torch.from_numpy(np.ascontiguousarray(obj)).clone()
-        return {_NDARRAY: name}
     if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
         return obj
     if isinstance(obj, float):
@@ -194,9 +195,15 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], name: str = "state
     if isinstance(obj, Mapping):
         if all(isinstance(k, str) for k in obj) and not _RESERVED & set(obj):
             return {k: flatten_state(v, tensors, f"{name}.{k}") for k, v in obj.items()}
-        return {_ITEMS: [[flatten_state(k, tensors, f"{name}.key{i}"),
-                          flatten_state(v, tensors, f"{name}.{k}")]
-                         for i, (k, v) in enumerate(obj.items())]}
+        return {
+            _ITEMS: [
+                [
+                    flatten_state(k, tensors, f"{name}.key{i}"),
+                    flatten_state(v, tensors, f"{name}.{k}"),
+                ]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     raise CheckpointError(f"cannot store a {type(obj).__name__} in a checkpoint ({name}).")
 
 
@@ -296,8 +303,11 @@ def save_checkpoint(
             save_file(resume_tensors, str(tmp / RESUME_TENSORS_FILE), metadata={"format": "pt"})
             _fsync_file(tmp / RESUME_TENSORS_FILE)
             # Resume state may hold -inf (e.g. the plateau scheduler's initial best).
-            _write_json(tmp / RESUME_JSON_FILE, {"format_version": FORMAT_VERSION,
-                                                 "state": resume_json}, strict=False)
+            _write_json(
+                tmp / RESUME_JSON_FILE,
+                {"format_version": FORMAT_VERSION, "state": resume_json},
+                strict=False,
+            )
         _fsync_dir(tmp)
         old: Path | None = None
         if target.exists():
@@ -344,8 +354,13 @@ def _is_type(value: Any, kind: type | tuple[type, ...]) -> bool:
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "a whole number", str: "a string", dict: "a JSON object", list: "a list",
-             float: "a number"}
+    names = {
+        int: "a whole number",
+        str: "a string",
+        dict: "a JSON object",
+        list: "a list",
+        float: "a number",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -400,8 +415,9 @@ def _parse_sidecar(files: _Files) -> CheckpointInfo:
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"checkpoint sidecar {where}: bad model_config: {err}") from None
     has_resume = files.folder is not None and (files.folder / RESUME_JSON_FILE).is_file()
-    return CheckpointInfo(files.folder or files.weights, config, meta, data["format_version"],
-                          vocab, has_resume)
+    return CheckpointInfo(
+        files.folder or files.weights, config, meta, data["format_version"], vocab, has_resume
+    )
 
 
 def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
@@ -442,8 +458,9 @@ def read_safetensors(path: Path, what: str = "weights file") -> dict[str, torch.
         ) from None
 
 
-def _check_weights(where: Path, tensors: dict[str, torch.Tensor],
-                   expected: dict[str, torch.Tensor]) -> None:
+def _check_weights(
+    where: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> None:
     missing = sorted(set(expected) - set(tensors))
     unknown = sorted(set(tensors) - set(expected))
     if missing:
@@ -541,8 +558,3 @@ def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{', '.join(extra[:3])}."
         )
     return state
-
-
-def finite_or_none(x: float) -> float | None:
-    """A metric for strict JSON: NaN/inf become None."""
-    return x if math.isfinite(x) else None

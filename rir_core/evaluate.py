@@ -76,14 +76,25 @@ def evaluate_examples(
     hits = [False] * len(examples)
     try:
         with torch.inference_mode():
-            bar = tqdm(total=len(order), desc=desc, unit="seq", disable=not progress,
-                       file=sys.stderr, leave=False)
+            bar = tqdm(
+                total=len(order),
+                desc=desc,
+                unit="seq",
+                disable=not progress,
+                file=sys.stderr,
+                leave=False,
+            )
             for start in range(0, len(order), batch_size):
-                idx = order[start: start + batch_size]
+                idx = order[start : start + batch_size]
                 batch = [examples[i] for i in idx]
                 ids, mask, labels = encode_examples(batch)  # (B, L), (B, L), (B,)
-                logits = module(ids.to(device), mask.to(device), seed,
-                                lengths=[len(ex) for ex in batch], **settings)  # (B, Y)
+                logits = module(
+                    ids.to(device),
+                    mask.to(device),
+                    seed,
+                    lengths=[len(ex) for ex in batch],
+                    **settings,
+                )  # (B, Y)
                 ok = (logits.argmax(-1).cpu() == labels).tolist()
                 for i, flag in zip(idx, ok, strict=True):
                     hits[i] = bool(flag)
@@ -108,7 +119,10 @@ def evaluate_examples(
             counts[key][1] += 1
         result["buckets"] = {
             _bucket_name(key * bucket_width, bucket_width): {
-                "accuracy": c / n, "n": n, "correct": c}
+                "accuracy": c / n,
+                "n": n,
+                "correct": c,
+            }
             for key, (c, n) in sorted(counts.items())
         }
     return result
@@ -130,21 +144,32 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (or its files)")
     p.add_argument("--data", nargs="+", default=[], metavar="FILE.tsv", help="TSV files")
-    p.add_argument("--splits", metavar="NAMES",
-                   help="'standard' (every split of the suite but train) or comma-separated "
-                   "split names")
+    p.add_argument(
+        "--splits",
+        metavar="NAMES",
+        help="'standard' (every split of the suite but train) or comma-separated split names",
+    )
     p.add_argument("--limit", type=int, help="take only the first N examples of each split")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the model's draws (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
-    p.add_argument("--bucket-width", type=int, default=DEFAULT_BUCKET_WIDTH,
-                   help="tokens per length bucket in the per-split report (default 100)")
-    p.add_argument("--alignment", choices=["sample", "rank", "random", "kbest"],
-                   help="beam alignment at inference (default: the checkpoint's)")
-    p.add_argument("--beam-size", type=int, help="beam size at inference (default: the "
-                   "checkpoint's)")
-    p.add_argument("--chunk-width", type=int, help="chunk width at inference (default: the "
-                   "checkpoint's)")
+    p.add_argument(
+        "--bucket-width",
+        type=int,
+        default=DEFAULT_BUCKET_WIDTH,
+        help="tokens per length bucket in the per-split report (default 100)",
+    )
+    p.add_argument(
+        "--alignment",
+        choices=["sample", "rank", "random", "kbest"],
+        help="beam alignment at inference (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--beam-size", type=int, help="beam size at inference (default: the checkpoint's)"
+    )
+    p.add_argument(
+        "--chunk-width", type=int, help="chunk width at inference (default: the checkpoint's)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -188,23 +213,40 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     splits = _split_names(args.splits) if args.splits else []
     device = _pick_device(args.device)
     model, info = load_checkpoint(args.checkpoint, device=device)
-    settings = {k: v for k, v in (("alignment", args.alignment), ("beam_size", args.beam_size),
-                                  ("chunk_width", args.chunk_width)) if v is not None}
+    settings = {
+        k: v
+        for k, v in (
+            ("alignment", args.alignment),
+            ("beam_size", args.beam_size),
+            ("chunk_width", args.chunk_width),
+        )
+        if v is not None
+    }
     try:
         model.settings(**settings)
     except ValueError as err:
         raise _UsageError(str(err).rstrip(".")) from None
     show = not args.no_progress
-    out: dict[str, Any] = {"checkpoint": str(info.path), "seed": args.seed,
-                           "settings": {k: str(v) for k, v in settings.items()}}
+    out: dict[str, Any] = {
+        "checkpoint": str(info.path),
+        "seed": args.seed,
+        "settings": {k: str(v) for k, v in settings.items()},
+    }
     if args.data:
         files: dict[str, Any] = {}
         for path in args.data:
             if not os.path.isfile(path):
                 raise _UsageError(f"data file {path} does not exist")
             examples = read_tsv(path)
-            res = evaluate_examples(model, examples, args.seed, args.batch_size,
-                                    progress=show, desc=Path(path).name, **settings)
+            res = evaluate_examples(
+                model,
+                examples,
+                args.seed,
+                args.batch_size,
+                progress=show,
+                desc=Path(path).name,
+                **settings,
+            )
             files[path] = {"accuracy": res["accuracy"], "n": res["n"]}
             print(f"{path}\taccuracy {res['accuracy']:.4f}\tn {res['n']}", flush=True)
         out["files"] = files
@@ -214,14 +256,22 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for name in splits:
             examples = load_split(name, n=args.limit, progress=show)
-            res = evaluate_examples(model, examples, args.seed, args.batch_size,
-                                    bucket_width=args.bucket_width, progress=show, desc=name,
-                                    **settings)
+            res = evaluate_examples(
+                model,
+                examples,
+                args.seed,
+                args.batch_size,
+                bucket_width=args.bucket_width,
+                progress=show,
+                desc=name,
+                **settings,
+            )
             results[name] = res
             print(f"{name}\taccuracy {res['accuracy']:.4f}\tn {res['n']}", flush=True)
             for bucket, b in res["buckets"].items():
-                print(f"  {bucket:>11} tokens\taccuracy {b['accuracy']:.4f}\tn {b['n']}",
-                      flush=True)
+                print(
+                    f"  {bucket:>11} tokens\taccuracy {b['accuracy']:.4f}\tn {b['n']}", flush=True
+                )
         out["splits"] = results
     return out
 
@@ -243,8 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
-        print(f"{parser.prog}: error: cannot read or write{where}: {err.strerror}.",
-              file=sys.stderr)
+        print(
+            f"{parser.prog}: error: cannot read or write{where}: {err.strerror}.", file=sys.stderr
+        )
         return 2
     return 0
 

@@ -107,6 +107,7 @@ class BeamSearch(nn.Module):
                 raw = self.parent_scorer(parents_all)  # (N, K, Lt-1)
             else:
                 raw = pair_scores  # (N, K, Lt-1)
+            raw = raw.to(scores.dtype)  # scores stay in float32 (or float64) under autocast
             logp = raw.masked_fill(~pair_ok[:, None, :], NEG).log_softmax(-1)  # (N, K, Lt-1)
 
             # 2. Per beam, the top-k positions (Gumbel-perturbed keys in training).
@@ -167,9 +168,17 @@ class BeamSearch(nn.Module):
             src = row0[..., None] + out_ids + (out_ids > pos[..., None]).long()  # (N, K, Lt-1)
             at_j = out_ids == pos[..., None]
             parent_rows = flat.shape[0] + seq_ids[:, None] * beams + beam_ids[None, :]  # (N, K)
-            src = torch.where(at_j, parent_rows[..., None], src)
-            pool = torch.cat([flat, parents.reshape(-1, d)], dim=0)  # (N*K*Lt + N*K, D)
-            spliced = pool.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
+            if torch.is_grad_enabled():
+                # One index_select over [nodes; parents]: its backward is a single index_add.
+                src = torch.where(at_j, parent_rows[..., None], src)
+                pool = torch.cat([flat, parents.reshape(-1, d)], dim=0)  # (N*K*Lt + N*K, D)
+                spliced = pool.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
+            else:
+                # Inference: copy the rows, then write the parents in place (no pool copy).
+                spliced = flat.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
+                j_rows = (seq_ids[:, None] * beams + beam_ids[None, :]) * (width - 1) + j
+                keep = torch.where(a[..., None], parents, near_vec[:, :, 1])  # finished: as is
+                spliced.view(-1, d).index_copy_(0, j_rows.flatten(), keep.reshape(-1, d))
 
             if not self.parent_scoring and width > 2:
                 # Carry pair scores from the parent beam; only pairs j-1 and j are new.

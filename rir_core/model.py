@@ -27,6 +27,11 @@ from rir_core.s4d import BiS4D
 from rir_core.vocab import PAD_ID, TOKEN_TO_ID
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Upcast half-precision tensors (autocast) to float32; float32/float64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 @dataclass
 class Settings:
     """Inference-time settings (no parameter depends on them): beam size, chunk width, alignment."""
@@ -115,7 +120,7 @@ class ListOpsModel(nn.Module):
         x = self.embed_dropout(self.embedding(ids))  # (B, L, D)
         if self.s4d is not None:
             with torch.autocast(ids.device.type, enabled=False):
-                x = self.s4d(x.float(), mask)
+                x = self.s4d(_at_least_fp32(x), mask)
         return self.leaf(x)
 
     def encode(
@@ -158,7 +163,7 @@ class ListOpsModel(nn.Module):
             recorder=recorder,
         )
         # Step 5: roots weighted by softmax of the (valid) beam scores.
-        weights = scores.float().masked_fill(~valid, float("-inf")).softmax(-1)  # (B, K)
+        weights = _at_least_fp32(scores).masked_fill(~valid, float("-inf")).softmax(-1)  # (B, K)
         pooled = (weights[..., None].to(roots.dtype) * roots).sum(1)  # (B, D)
         return EncoderOutput(pooled, roots, scores, valid, weights, depth)
 
@@ -226,7 +231,7 @@ class ListOpsModel(nn.Module):
         with ctx:
             out = self.encode(ids, mask, seeds_t, settings, lengths, recorder)
             logits = self.head(out.pooled)  # (B, Y)
-        return logits.float(), out
+        return _at_least_fp32(logits), out
 
     # ---------------------------------------------------------------------------- helpers
     @property

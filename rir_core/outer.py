@@ -105,7 +105,9 @@ class OuterRecursion(torch.nn.Module):
         device = leaves.device
         # Level 0: one valid beam per example (K copies, only beam 0 valid).
         nodes = leaves[:, None].expand(bsz, beams, -1, -1)  # (B, K, n, D)
-        node_scores = leaves.new_zeros(bsz, beams, leaves.shape[1])  # (B, K, n)
+        # Beam scores accumulate in float32 at least, also under bf16 autocast.
+        score_dtype = torch.promote_types(leaves.dtype, torch.float32)
+        node_scores = torch.zeros(bsz, beams, leaves.shape[1], dtype=score_dtype, device=device)
         beam_valid = (torch.arange(beams, device=device) == 0)[None].expand(bsz, -1)  # (B, K)
         running = {b: n for b, n in enumerate(lengths)}
         depth = [0] * bsz

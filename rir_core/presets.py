@@ -50,11 +50,13 @@ class DataRecipe:
         for name in ("train_split", "dev_split"):
             if getattr(self, name) not in SPLITS:
                 raise ConfigError(
-                    f"{name} must be one of {', '.join(SPLITS)}, not {getattr(self, name)!r}.")
+                    f"{name} must be one of {', '.join(SPLITS)}, not {getattr(self, name)!r}."
+                )
         for name in ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ConfigError(f"{name} must be a positive whole number, not {value!r}.")
         for name in ("train_file", "dev_file"):
             value = getattr(self, name)
@@ -71,8 +73,9 @@ class DataRecipe:
     def from_dict(cls, d: dict[str, Any]) -> DataRecipe:
         return _from_dict(cls, d, "data recipe")
 
-    def _load(self, split: str, file: str | None, max_tokens: int | None,
-              n: int | None, progress: bool) -> list[Example]:
+    def _load(
+        self, split: str, file: str | None, max_tokens: int | None, n: int | None, progress: bool
+    ) -> list[Example]:
         from rir_core.generate import load_split
 
         examples = read_tsv(file) if file else load_split(split, progress=progress)
@@ -87,10 +90,10 @@ class DataRecipe:
             DataFormatError / OSError: for an unreadable ``train_file`` / ``dev_file``.
             ValueError: when the training set ends up empty.
         """
-        train = self._load(self.train_split, self.train_file, self.max_train_tokens,
-                           self.train_n, progress)
-        dev = self._load(self.dev_split, self.dev_file, self.max_dev_tokens, self.dev_n,
-                         progress)
+        train = self._load(
+            self.train_split, self.train_file, self.max_train_tokens, self.train_n, progress
+        )
+        dev = self._load(self.dev_split, self.dev_file, self.max_dev_tokens, self.dev_n, progress)
         if not train:
             raise ValueError("the training set is empty after filtering.")
         return train, dev
@@ -119,12 +122,18 @@ class Preset:
     train: TrainConfig
     data: DataRecipe
 
-    def override(self, model: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
-                 data: dict[str, Any] | None = None) -> Preset:
+    def override(
+        self,
+        model: dict[str, Any] | None = None,
+        train: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Preset:
         """A copy with fields of each part replaced (validated; unknown fields are errors)."""
-        parts = {"model": (self.model, model, "model config"),
-                 "train": (self.train, train, "training config"),
-                 "data": (self.data, data, "data recipe")}
+        parts = {
+            "model": (self.model, model, "model config"),
+            "train": (self.train, train, "training config"),
+            "data": (self.data, data, "data recipe"),
+        }
         changed: dict[str, Any] = {}
         for key, (current, changes, what) in parts.items():
             if not changes:
@@ -134,8 +143,12 @@ class Preset:
         return dataclasses.replace(self, **changed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"preset": self.name, "model": self.model.to_dict(),
-                "train": self.train.to_dict(), "data": self.data.to_dict()}
+        return {
+            "preset": self.name,
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "data": self.data.to_dict(),
+        }
 
 
 PRESETS: dict[str, Preset] = {
@@ -143,34 +156,77 @@ PRESETS: dict[str, Preset] = {
         "paper",
         "SPEC 7 recipe on the full training split (meant for a GPU).",
         ModelConfig(),  # D 128, K 7, W 30, S4D, dropout 0.1, scorer on 64-dim slices
-        TrainConfig(batch_size=128, lr=1e-3, weight_decay=1e-2, optimizer="ranger", epochs=100,
-                    clip=1.0, patience=4, eval_every=0),
+        TrainConfig(
+            batch_size=128,
+            lr=1e-3,
+            weight_decay=1e-2,
+            optimizer="ranger",
+            epochs=100,
+            clip=1.0,
+            patience=4,
+            eval_every=0,
+        ),
         DataRecipe(),
     ),
     "cpu": Preset(
         "cpu",
         "A smaller model that learns well within about an hour on a 2-core CPU.",
-        ModelConfig(hidden_size=64, scorer_slice=32, scorer_hidden=32, beam_size=5,
-                    chunk_width=30, use_s4d=True),
-        TrainConfig(batch_size=64, lr=2e-3, weight_decay=1e-2, optimizer="adamw", epochs=20,
-                    clip=1.0, patience=4, eval_every=250, eval_batch_size=128,
-                    max_minutes=60.0),
+        ModelConfig(
+            hidden_size=64,
+            scorer_slice=32,
+            scorer_hidden=32,
+            beam_size=5,
+            chunk_width=30,
+            use_s4d=True,
+        ),
+        TrainConfig(
+            batch_size=64,
+            lr=2e-3,
+            weight_decay=1e-2,
+            optimizer="adamw",
+            epochs=20,
+            clip=1.0,
+            patience=4,
+            eval_every=250,
+            eval_batch_size=128,
+            max_minutes=60.0,
+        ),
         DataRecipe(dev_n=500),
     ),
     "classroom": Preset(
         "classroom",
         "A tiny model on short expressions: visible learning in 2-5 minutes on a CPU.",
-        ModelConfig(hidden_size=32, scorer_slice=16, scorer_hidden=16, beam_size=3,
-                    chunk_width=30, use_s4d=True),
-        TrainConfig(batch_size=32, lr=3e-3, weight_decay=1e-2, optimizer="adamw", epochs=4,
-                    clip=1.0, patience=4, eval_every=0, eval_batch_size=128, max_minutes=5.0),
+        ModelConfig(
+            hidden_size=32,
+            scorer_slice=16,
+            scorer_hidden=16,
+            beam_size=3,
+            chunk_width=30,
+            use_s4d=True,
+        ),
+        TrainConfig(
+            batch_size=32,
+            lr=3e-3,
+            weight_decay=1e-2,
+            optimizer="adamw",
+            epochs=4,
+            clip=1.0,
+            patience=4,
+            eval_every=0,
+            eval_batch_size=128,
+            max_minutes=5.0,
+        ),
         DataRecipe(train_n=3000, dev_n=300, max_train_tokens=30, max_dev_tokens=30),
     ),
 }
 
 
-def get_preset(name: str, model: dict[str, Any] | None = None,
-               train: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> Preset:
+def get_preset(
+    name: str,
+    model: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Preset:
     """The preset ``name`` with optional overrides of its model, training and data parts.
 
     Raises:

@@ -207,8 +207,12 @@ class TraceRecorder:
             for k in range(self.beams):
                 src, j = parent[c][k], pos[c][k]
                 row = trees[src]
-                merged = [row[j], row[j + 1]] if j + 1 < len(row) else row[j]
-                new_trees.append(row[:j] + [merged] + row[j + 2 :])
+                if j + 1 < len(row):
+                    merged = [row[j], row[j + 1]]
+                    new_trees.append(row[:j] + [merged] + row[j + 2 :])
+                else:  # a filler (invalid) beam merging past the chunk's end: the row shrinks
+                    merged = row[-1]
+                    new_trees.append(row[:-1])
                 chosen.append(
                     {
                         "parent": src,

@@ -85,8 +85,11 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after this many minutes of this invocation
 
     def __post_init__(self) -> None:
-        positive = {"batch_size": self.batch_size, "epochs": self.epochs,
-                    "eval_batch_size": self.eval_batch_size}
+        positive = {
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "eval_batch_size": self.eval_batch_size,
+        }
         for name, value in positive.items():
             _check_int(name, value, 1)
         for name in ("patience", "plateau_patience", "eval_every", "seed", "eval_seed"):
@@ -95,24 +98,32 @@ class TrainConfig:
             _check_int("max_steps", self.max_steps, 0)
         for name in ("lr", "weight_decay", "clip", "plateau_factor"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not math.isfinite(value) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise ConfigError(f"{name} must be a non-negative number, not {value!r}.")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, not {self.lr}.")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"plateau_factor must be in (0, 1), not {self.plateau_factor}.")
         if self.max_minutes is not None and (
-                isinstance(self.max_minutes, bool) or not isinstance(self.max_minutes, (int, float))
-                or not self.max_minutes > 0):
+            isinstance(self.max_minutes, bool)
+            or not isinstance(self.max_minutes, (int, float))
+            or not self.max_minutes > 0
+        ):
             raise ConfigError(f"max_minutes must be a positive number, not {self.max_minutes!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}."
+            )
         if not isinstance(self.amp, bool):
             raise ConfigError(f"amp must be true or false, not {self.amp!r}.")
         if not isinstance(self.device, str) or not (
-                self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+        ):
             raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}.")
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -158,11 +169,13 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer,
-                    config: TrainConfig) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
     """ReduceLROnPlateau on dev accuracy (mode max), SPEC 7."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience)
+        optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience
+    )
 
 
 @dataclass
@@ -206,11 +219,16 @@ class TrainResult:
     model: nn.Module | None = dataclasses.field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "message": self.message, "step": self.step,
-                "epoch": self.epoch, "best_dev_accuracy": self.best_dev_accuracy,
-                "best_path": str(self.best_path) if self.best_path else None,
-                "last_path": str(self.last_path) if self.last_path else None,
-                "elapsed_s": self.elapsed_s}
+        return {
+            "status": self.status,
+            "message": self.message,
+            "step": self.step,
+            "epoch": self.epoch,
+            "best_dev_accuracy": self.best_dev_accuracy,
+            "best_path": str(self.best_path) if self.best_path else None,
+            "last_path": str(self.last_path) if self.last_path else None,
+            "elapsed_s": self.elapsed_s,
+        }
 
 
 def data_fingerprint(examples: Sequence[Example]) -> str:
@@ -330,12 +348,22 @@ class Trainer:
         rng_states: list[Any] = [self._rng_state()]
         if self.world > 1:
             gathered: list[Any] = [None] * self.world
-            local = {k: (v.numpy().tolist() if isinstance(v, torch.Tensor) else v)
-                     for k, v in rng_states[0].items()}
+            local = {
+                k: (v.numpy().tolist() if isinstance(v, torch.Tensor) else v)
+                for k, v in rng_states[0].items()
+            }
             dist.all_gather_object(gathered, local)
-            rng_states = [{k: (torch.tensor(v, dtype=torch.uint8) if k in ("torch", "cuda")
-                               and v is not None else v) for k, v in g.items()}
-                          for g in gathered]
+            rng_states = [
+                {
+                    k: (
+                        torch.tensor(v, dtype=torch.uint8)
+                        if k in ("torch", "cuda") and v is not None
+                        else v
+                    )
+                    for k, v in g.items()
+                }
+                for g in gathered
+            ]
         return {
             "version": STATE_VERSION,
             "step": self.step,
@@ -364,12 +392,14 @@ class Trainer:
             if state.get("version") != STATE_VERSION:
                 raise CheckpointError(
                     f"the training state has version {state.get('version')!r}, "
-                    f"expected {STATE_VERSION}.")
+                    f"expected {STATE_VERSION}."
+                )
             data = state["data"]
             if data["n"] != len(self.train_data) or data["fingerprint"] != self._fingerprint:
                 raise CheckpointError(
                     f"the training data differ from the saved run's ({data['n']} examples, "
-                    f"fingerprint {data['fingerprint']}), so it cannot be resumed exactly.")
+                    f"fingerprint {data['fingerprint']}), so it cannot be resumed exactly."
+                )
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.generator.set_state(state["generator"])
@@ -459,14 +489,20 @@ class Trainer:
         """Step 2: one optimizer step on a global batch; returns the (global) step metrics."""
         cfg = self.config
         self.module.train()
-        seeds = torch.randint(0, 2**62, (len(batch),), generator=self.generator,
-                              dtype=torch.int64)  # (B,) one seed per example of the global batch
-        share = batch[self.rank:: self.world]
+        seeds = torch.randint(
+            0, 2**62, (len(batch),), generator=self.generator, dtype=torch.int64
+        )  # (B,) one seed per example of the global batch
+        share = batch[self.rank :: self.world]
         examples = [self.train_data[i] for i in share]
         ids, mask, labels = encode_examples(examples)  # (b, L), (b, L), (b,)
         ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
-        logits = self.model(ids, mask, seeds[self.rank:: self.world].to(self.device),
-                            lengths=[len(ex) for ex in examples], amp=cfg.amp)  # (b, Y)
+        logits = self.model(
+            ids,
+            mask,
+            seeds[self.rank :: self.world].to(self.device),
+            lengths=[len(ex) for ex in examples],
+            amp=cfg.amp,
+        )  # (b, Y)
         local_loss = self.loss_fn(logits, labels)
         # DDP averages gradients over ranks; weighting each rank's mean by its share makes the
         # result the gradient of the global-batch mean (shares may differ by one example).
@@ -476,23 +512,35 @@ class Trainer:
         params = [p for p in self.module.parameters() if p.grad is not None]
         max_norm = cfg.clip if cfg.clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        stop = self._stop_requested or (self.callbacks.should_stop is not None
-                                        and self.is_main and bool(self.callbacks.should_stop()))
-        over_time = (cfg.max_minutes is not None
-                     and self._session_elapsed() >= cfg.max_minutes * 60.0)
+        stop = self._stop_requested or (
+            self.callbacks.should_stop is not None
+            and self.is_main
+            and bool(self.callbacks.should_stop())
+        )
+        over_time = (
+            cfg.max_minutes is not None and self._session_elapsed() >= cfg.max_minutes * 60.0
+        )
         correct = (logits.detach().argmax(-1) == labels).sum()
-        stats = torch.stack([
-            local_loss.detach().float() * len(share), correct.float(),
-            torch.tensor(float(len(share)), device=self.device),
-            torch.tensor(float(stop), device=self.device),
-            torch.tensor(float(over_time), device=self.device),
-            grad_norm.detach().float().reshape(()),
-        ]).to(self.device)
+        stats = torch.stack(
+            [
+                local_loss.detach().float() * len(share),
+                correct.float(),
+                torch.tensor(float(len(share)), device=self.device),
+                torch.tensor(float(stop), device=self.device),
+                torch.tensor(float(over_time), device=self.device),
+                grad_norm.detach().float().reshape(()),
+            ]
+        ).to(self.device)
         if self.world > 1:
             dist.all_reduce(stats)
         loss_sum, n_correct, n, stop_votes, time_votes, norm = stats.tolist()
-        metrics = {"loss": loss_sum / n, "accuracy": n_correct / n, "grad_norm": norm / self.world,
-                   "batch": int(n), "tokens": sum(self._lengths[i] for i in batch)}
+        metrics = {
+            "loss": loss_sum / n,
+            "accuracy": n_correct / n,
+            "grad_norm": norm / self.world,
+            "batch": int(n),
+            "tokens": sum(self._lengths[i] for i in batch),
+        }
         if not (math.isfinite(loss_sum) and math.isfinite(norm)):
             metrics["non_finite"] = True
             return metrics
@@ -507,18 +555,23 @@ class Trainer:
     def _evaluate(self) -> dict[str, Any]:
         """Step 3: dev accuracy, scheduler, selection, early stopping, checkpoints."""
         cfg = self.config
-        shard = self.dev_data[self.rank:: self.world]
-        res = evaluate_examples(self.module, shard, seed=cfg.eval_seed,
-                                batch_size=cfg.eval_batch_size) if shard else {"correct": 0,
-                                                                               "n": 0}
+        shard = self.dev_data[self.rank :: self.world]
+        res = (
+            evaluate_examples(
+                self.module, shard, seed=cfg.eval_seed, batch_size=cfg.eval_batch_size
+            )
+            if shard
+            else {"correct": 0, "n": 0}
+        )
         counts = torch.tensor([float(res["correct"]), float(res["n"])], device=self.device)
         if self.world > 1:
             dist.all_reduce(counts)
         correct, n = counts.tolist()
         dev = {"accuracy": correct / n if n else 0.0, "n": int(n)}
         self.evals += 1
-        improved = n > 0 and (self.best_dev_accuracy is None
-                              or dev["accuracy"] > self.best_dev_accuracy)
+        improved = n > 0 and (
+            self.best_dev_accuracy is None or dev["accuracy"] > self.best_dev_accuracy
+        )
         if improved:
             self.best_dev_accuracy = dev["accuracy"]
             self.bad_evals = 0
@@ -528,11 +581,17 @@ class Trainer:
         if n > 0:
             self.scheduler.step(dev["accuracy"])
         self._save_last(dev)
-        metrics = {"step": self.step, "epoch": self._epoch_progress(),
-                   "dev_accuracy": dev["accuracy"], "dev_n": dev["n"],
-                   "best_dev_accuracy": self.best_dev_accuracy, "improved": bool(improved),
-                   "bad_evals": self.bad_evals, "lr": self._lr(),
-                   "elapsed_s": self.elapsed_before + self._session_elapsed()}
+        metrics = {
+            "step": self.step,
+            "epoch": self._epoch_progress(),
+            "dev_accuracy": dev["accuracy"],
+            "dev_n": dev["n"],
+            "best_dev_accuracy": self.best_dev_accuracy,
+            "improved": bool(improved),
+            "bad_evals": self.bad_evals,
+            "lr": self._lr(),
+            "elapsed_s": self.elapsed_before + self._session_elapsed(),
+        }
         if self.is_main and self.callbacks.on_eval:
             self.callbacks.on_eval(metrics)
         return metrics
@@ -572,12 +631,17 @@ class Trainer:
             metrics = self._train_step(batches[self.batch_in_epoch])
             if metrics.get("non_finite"):
                 status = "non_finite"
-                kept = f"; the last good checkpoint is {self.last_path}" if self.last_path \
+                kept = (
+                    f"; the last good checkpoint is {self.last_path}"
+                    if self.last_path
                     else "; no checkpoint was written before it"
-                message = (f"training stopped at step {self.step + 1}: the loss or gradient "
-                           f"became non-finite (loss {metrics['loss']}, gradient norm "
-                           f"{metrics['grad_norm']}); that update was not applied and nothing "
-                           f"was saved{kept}")
+                )
+                message = (
+                    f"training stopped at step {self.step + 1}: the loss or gradient "
+                    f"became non-finite (loss {metrics['loss']}, gradient norm "
+                    f"{metrics['grad_norm']}); that update was not applied and nothing "
+                    f"was saved{kept}"
+                )
                 break
             self.step += 1
             self.batch_in_epoch += 1
@@ -587,9 +651,14 @@ class Trainer:
             epoch_end = self.batch_in_epoch >= len(batches)
             elapsed = self.elapsed_before + self._session_elapsed()
             remaining = max(self.planned_steps() - self.step, 0)
-            metrics.update(step=self.step, epoch=self._epoch_progress(), lr=self._lr(),
-                           seq_per_s=session_seqs / max(train_time, 1e-9), elapsed_s=elapsed,
-                           eta_s=remaining * self._session_elapsed() / session_steps)
+            metrics.update(
+                step=self.step,
+                epoch=self._epoch_progress(),
+                lr=self._lr(),
+                seq_per_s=session_seqs / max(train_time, 1e-9),
+                elapsed_s=elapsed,
+                eta_s=remaining * self._session_elapsed() / session_steps,
+            )
             if self.is_main and self.callbacks.on_step:
                 self.callbacks.on_step(metrics)
             if cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -604,13 +673,21 @@ class Trainer:
             message = {
                 "completed": f"finished {cfg.epochs} epoch(s) at step {self.step}",
                 "early_stopped": f"early stopping after {self.bad_evals} evaluations without "
-                                 f"dev improvement, at step {self.step}",
+                f"dev improvement, at step {self.step}",
                 "max_steps": f"reached max_steps at step {self.step}",
                 "max_minutes": f"reached max_minutes ({cfg.max_minutes}) at step {self.step}",
             }.get(status, f"stopped at step {self.step}")
-        result = TrainResult(status, message, self.step, self._epoch_progress(),
-                             self.best_dev_accuracy, self.best_path, self.last_path,
-                             self.elapsed_before + self._session_elapsed(), self.module)
+        result = TrainResult(
+            status,
+            message,
+            self.step,
+            self._epoch_progress(),
+            self.best_dev_accuracy,
+            self.best_path,
+            self.last_path,
+            self.elapsed_before + self._session_elapsed(),
+            self.module,
+        )
         if self.is_main and self.callbacks.on_end:
             self.callbacks.on_end(result)
         return result

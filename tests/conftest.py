@@ -11,6 +11,7 @@ with RIR_REQUIRE_BROWSER=1 (set by .ci/run) they fail it instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -70,10 +71,13 @@ def chromium() -> Iterator[Browser]:
 def streamlit_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of `streamlit run app/main.py`, started once per session and stopped at the end."""
     server = StreamlitServer(log_path=tmp_path_factory.mktemp("streamlit") / "server.log")
-    try:
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    # The app under test uses a tiny random model (fast on 2 cores) unless told otherwise.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RIR_APP_MODEL", os.environ.get("RIR_APP_MODEL", "random-small"))
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
     yield server.url
     server.stop()
 

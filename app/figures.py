@@ -1,0 +1,704 @@
+"""Figure builders of the RIR Explorer: trace data in, plotly figures and tables out.
+
+Nothing here imports streamlit: every builder is a plain function of the trace's plain data
+(``Trace.to_dict()``, see ``rir_core/trace.py``), so it can be unit-tested on its figure data and
+reused outside the app. Pages only wire widgets to these builders.
+
+Coordinates shared by every token-axis figure: token ``i`` sits at ``x = i``; a span
+``[first, last)`` of tokens covers ``x`` from ``first - 0.5`` to ``last - 0.5``, so a chunk
+boundary before token ``b`` is drawn at ``x = b - 0.5``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from rir_core.listops import Digit, Expr, Op, apply_operator
+
+# Beyond this many tokens the token strings leave the x axis (they stay in the hover).
+TOKEN_LABEL_LIMIT = 150
+# Node labels written on tree markers only for small trees; larger ones use the hover.
+NODE_TEXT_LIMIT = 40
+# How many tokens a hover text quotes from a span before eliding the middle.
+HOVER_TOKENS = 12
+
+PRIMARY = "#2f6f9f"  # the theme's primary colour (.streamlit/config.toml)
+CHUNK_TONES = ("#2f6f9f", "#7fb0d9")  # chunks alternate between these on the current level
+CHUNK_TONES_DIM = ("#c6d3de", "#e2e9ef")  # ... and these on the other levels
+NEUTRAL = "#b8c7d3"
+CHOSEN = "#e07b39"  # the pair merged into the best new beam at this step
+KEPT = "#f5c6a0"  # the other pairs merged at this step (surviving candidates)
+GOLD = "#3a9a5b"  # a node whose span is a gold constituent / the ground truth
+BOUNDARY = "#c0392b"  # chunk boundaries
+CURRENT_BAND = "rgba(255, 214, 102, 0.35)"  # the highlighted level row
+EDGE = "#8a9aa8"
+FONT = "monospace"
+
+
+def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        plot_bgcolor="white",
+        showlegend=False,
+        hoverlabel={"font_family": FONT},
+    )
+    return fig
+
+
+def _token_axis(fig: go.Figure, tokens: list[str], lo: int = 0, hi: int | None = None) -> None:
+    """Token positions on x: the tokens as tick labels when few enough, else plain numbers."""
+    hi = len(tokens) if hi is None else hi
+    if hi - lo <= TOKEN_LABEL_LIMIT:
+        few = hi - lo <= 60
+        fig.update_xaxes(
+            tickmode="array",
+            tickvals=list(range(lo, hi)),
+            ticktext=tokens[lo:hi],
+            tickangle=0 if few else -90,
+            tickfont={"family": FONT, "size": 11 if few else 8},
+        )
+    else:
+        fig.update_xaxes(title_text="token position (hover for tokens)")
+    fig.update_xaxes(range=[lo - 0.6, hi - 0.4], showgrid=False, zeroline=False)
+
+
+def span_text(tokens: list[str], span: tuple[int, int] | list[int]) -> str:
+    """The tokens of ``[first, last)`` joined by spaces, eliding the middle of long spans."""
+    a, b = span
+    if b - a <= HOVER_TOKENS:
+        return " ".join(tokens[a:b])
+    head, tail = HOVER_TOKENS * 2 // 3, HOVER_TOKENS // 3
+    return " ".join(tokens[a : a + head]) + f" … ({b - a} tokens) … " + " ".join(tokens[b - tail : b])
+
+
+# --------------------------------------------------------------------------------------------
+# Error messages
+
+
+def caret_lines(text: str, position: int, width: int = 100) -> tuple[str, str]:
+    """The expression (a window of at most ``width`` characters) and a line with ``^`` under
+    ``position``, for showing a parse error in monospace."""
+    flat = "".join(" " if ch.isspace() else ch for ch in text)  # tabs would shift the caret
+    position = max(0, min(position, len(flat)))
+    start = max(0, min(position - width // 2, len(flat) - width))
+    snippet = flat[start : start + width]
+    prefix, caret_at = "", position - start
+    if start > 0:
+        prefix = "… "
+        caret_at += len(prefix)
+    if start + width < len(flat):
+        snippet += " …"
+    return prefix + snippet, " " * caret_at + "^"
+
+
+# --------------------------------------------------------------------------------------------
+# Trees: gold n-ary trees (from the parser) and the model's binary trees, drawn the same way
+
+
+@dataclass
+class TreeLayout:
+    """Flat node list of a tree drawn over the token axis (pre-order: parents first).
+
+    Leaves sit at their token's position with ``y = 0``; an internal node sits above the middle
+    of its span, at ``y = ``its height (1 + the tallest child).
+    """
+
+    x: list[float] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    is_leaf: list[bool] = field(default_factory=list)
+    parent: list[int] = field(default_factory=list)  # -1 for the root
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _finish_layout(layout: TreeLayout, children: list[list[int]]) -> TreeLayout:
+    # Pre-order puts every child after its parent: walking backwards sees children first.
+    for i in range(len(layout) - 1, -1, -1):
+        if not layout.is_leaf[i]:
+            kids = children[i]
+            first = min(layout.spans[c][0] for c in kids)
+            last = max(layout.spans[c][1] for c in kids)
+            layout.spans[i] = (first, last)
+            layout.y[i] = 1 + max(layout.y[c] for c in kids)
+            layout.x[i] = (first + last - 1) / 2
+    return layout
+
+
+def binary_tree_layout(tree: Any, tokens: list[str]) -> TreeLayout:
+    """Layout of a model tree: a token index or ``[left, right]`` (no Python recursion)."""
+    layout, children = TreeLayout(), []
+    stack: list[tuple[Any, int]] = [(tree, -1)]
+    while stack:
+        node, parent = stack.pop()
+        idx = len(layout)
+        leaf = isinstance(node, int)
+        layout.x.append(float(node) if leaf else 0.0)
+        layout.y.append(0)
+        layout.spans.append((node, node + 1) if leaf else (0, 0))
+        layout.labels.append(tokens[node] if leaf else "")
+        layout.is_leaf.append(leaf)
+        layout.parent.append(parent)
+        children.append([])
+        if parent >= 0:
+            children[parent].append(idx)
+        if not leaf:
+            stack.extend((child, idx) for child in reversed(node))
+    return _finish_layout(layout, children)
+
+
+def gold_tree_layout(expr: Expr, tokens: list[str]) -> TreeLayout:
+    """Layout of the parser's n-ary tree: an operator node has its own ``[OP`` token, its
+    arguments and its ``]`` as children; internal nodes are labelled ``OP=value``."""
+    layout, children = TreeLayout(), []
+    values: dict[int, int] = {}  # node index -> value, digits and operators only
+    ops: dict[int, Op] = {}
+    stack: list[tuple[Expr | int, int]] = [(expr, -1)]
+    while stack:
+        node, parent = stack.pop()
+        idx = len(layout)
+        leaf = not isinstance(node, Op)
+        pos = node if isinstance(node, int) else node.first
+        layout.x.append(float(pos))
+        layout.y.append(0)
+        layout.spans.append((pos, pos + 1))
+        layout.labels.append(tokens[pos] if leaf else node.name)
+        layout.is_leaf.append(leaf)
+        layout.parent.append(parent)
+        children.append([])
+        if parent >= 0:
+            children[parent].append(idx)
+        if isinstance(node, Digit):
+            values[idx] = node.value
+        elif isinstance(node, Op):
+            ops[idx] = node
+            # Children in token order: the [OP token, the arguments, the ] token.
+            stack.append((node.last - 1, idx))
+            stack.extend((arg, idx) for arg in reversed(node.args))
+            stack.append((node.first, idx))
+    _finish_layout(layout, children)
+    for idx in sorted(ops, reverse=True):  # children before parents
+        args = [values[c] for c in children[idx] if c in values]
+        values[idx] = apply_operator(ops[idx].name, args)
+        layout.labels[idx] = f"{ops[idx].name}={values[idx]}"
+    return layout
+
+
+def tree_figure(
+    layout: TreeLayout,
+    tokens: list[str],
+    title: str,
+    node_colors: list[str] | None = None,
+    extra_hover: list[str] | None = None,
+) -> go.Figure:
+    """Edges, then one marker per node: trace ``leaves`` (y = 0) and trace ``internal nodes``.
+
+    ``node_colors`` (one per node) colours the internal markers; ``extra_hover`` (one per node)
+    is appended to each hover text.
+    """
+    n = len(tokens)
+    ex, ey = [], []
+    for i, p in enumerate(layout.parent):
+        if p >= 0:
+            ex += [layout.x[i], layout.x[p], None]
+            ey += [layout.y[i], layout.y[p], None]
+    hover = [
+        f"{layout.labels[i] or 'node'} · span [{a}, {b}) · {b - a} token(s)<br>{span_text(tokens, (a, b))}"
+        + (f"<br>{extra_hover[i]}" if extra_hover and extra_hover[i] else "")
+        for i, (a, b) in enumerate(layout.spans)
+    ]
+    leaves = [i for i in range(len(layout)) if layout.is_leaf[i]]
+    inner = [i for i in range(len(layout)) if not layout.is_leaf[i]]
+    colors = node_colors or [PRIMARY] * len(layout)
+    small = n <= NODE_TEXT_LIMIT
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=ex, y=ey, mode="lines", name="edges", hoverinfo="skip",
+            line={"color": EDGE, "width": 1},
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[layout.x[i] for i in leaves],
+            y=[0] * len(leaves),
+            mode="markers",
+            name="leaves",
+            marker={"size": 7 if n <= TOKEN_LABEL_LIMIT else 4, "color": NEUTRAL},
+            hovertext=[hover[i] for i in leaves],
+            hoverinfo="text",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[layout.x[i] for i in inner],
+            y=[layout.y[i] for i in inner],
+            mode="markers+text" if small else "markers",
+            name="internal nodes",
+            text=[layout.labels[i] for i in inner] if small else None,
+            textposition="top center",
+            textfont={"family": FONT, "size": 10},
+            marker={"size": 9 if n <= TOKEN_LABEL_LIMIT else 5, "color": [colors[i] for i in inner]},
+            hovertext=[hover[i] for i in inner],
+            hoverinfo="text",
+        )
+    )
+    height = max(layout.y, default=0)
+    _base_layout(fig, title, height=int(min(520, 180 + 14 * height)))
+    _token_axis(fig, tokens)
+    fig.update_yaxes(
+        title_text="height", range=[-0.7, height + (1.2 if small else 0.7)], showgrid=False,
+        zeroline=False,
+    )  # fmt: skip
+    return fig
+
+
+def gold_tree_figure(expr: Expr, tokens: list[str]) -> go.Figure:
+    """The parser's tree of the expression: operators (labelled ``OP=value``) over tokens."""
+    layout = gold_tree_layout(expr, tokens)
+    return tree_figure(layout, tokens, "Gold tree (from the parser)", [GOLD] * len(layout))
+
+
+def beam_tree_figure(
+    tree: Any, tokens: list[str], gold_spans: list[list[int]], score: float, title: str
+) -> go.Figure:
+    """A model beam's binary tree; internal nodes whose span is a gold constituent are green."""
+    layout = binary_tree_layout(tree, tokens)
+    gold = {tuple(s) for s in gold_spans}
+    colors = [GOLD if tuple(s) in gold else PRIMARY for s in layout.spans]
+    hover = [
+        f"beam score {score:.3f}" + (" · gold constituent" if tuple(s) in gold else "")
+        for s in layout.spans
+    ]
+    return tree_figure(layout, tokens, title, colors, hover)
+
+
+# --------------------------------------------------------------------------------------------
+# The answer
+
+
+def probability_figure(
+    probabilities: list[float], prediction: int, ground_truth: int | None
+) -> go.Figure:
+    """Class probabilities 0-9; the predicted class dark, the ground truth outlined in green."""
+    classes = list(range(len(probabilities)))
+    colors = [PRIMARY if c == prediction else NEUTRAL for c in classes]
+    outline = [GOLD if c == ground_truth else "rgba(0,0,0,0)" for c in classes]
+    fig = go.Figure(
+        go.Bar(
+            x=classes,
+            y=list(probabilities),
+            name="probability",
+            marker={"color": colors, "line": {"color": outline, "width": 3}},
+            hovertemplate="value %{x}: p = %{y:.3f}<extra></extra>",
+        )
+    )
+    _base_layout(fig, "Class probabilities (green outline: ground truth)", height=240)
+    fig.update_xaxes(tickmode="array", tickvals=classes, title_text="value")
+    fig.update_yaxes(range=[0, 1], title_text="p")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Outer recursion: levels and chunks
+
+
+def chunk_of_nodes(level: dict[str, Any]) -> list[int]:
+    """For every node of a level, the index of the chunk holding it."""
+    starts = [c[0] for c in level["chunks"]]
+    return [bisect_right(starts, a) - 1 for a, _ in level["nodes"]]
+
+
+def outer_levels_figure(
+    levels: list[dict[str, Any]], tokens: list[str], current_level: int
+) -> go.Figure:
+    """Balanced k-ary picture of the outer recursion: one row per level (level 0, the tokens, at
+    the bottom), each node a box over its span, chunks in alternating tones with red boundary
+    lines; the current level is saturated and banded in yellow.
+
+    Traces: one bar trace ``level L`` per level (customdata ``[level, chunk]`` per node), then
+    ``chunk boundaries`` (vertical segments at ``x = first - 0.5`` of every chunk but the first).
+    """
+    n = len(tokens)
+    fig = go.Figure()
+    bx: list[float | None] = []
+    by: list[float | None] = []
+    for lv in levels:
+        ell = lv["level"]
+        chunk = chunk_of_nodes(lv)
+        tones = CHUNK_TONES if ell == current_level else CHUNK_TONES_DIM
+        nodes = lv["nodes"]
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=[ell] * len(nodes),
+                base=[a - 0.5 for a, _ in nodes],
+                x=[b - a for a, b in nodes],
+                width=0.72,
+                name=f"level {ell}",
+                marker={
+                    "color": [tones[c % 2] for c in chunk],
+                    "line": {"color": "white", "width": 1 if len(nodes) <= 300 else 0},
+                },
+                customdata=[[ell, c] for c in chunk],
+                hovertext=[
+                    f"level {ell} · chunk {c} · node [{a}, {b})<br>{span_text(tokens, (a, b))}"
+                    for c, (a, b) in zip(chunk, nodes, strict=True)
+                ],
+                hoverinfo="text",
+            )
+        )
+        for first, _ in lv["chunks"][1:]:
+            bx += [first - 0.5, first - 0.5, None]
+            by += [ell - 0.45, ell + 0.45, None]
+    fig.add_trace(
+        go.Scatter(
+            x=bx, y=by, mode="lines", name="chunk boundaries", hoverinfo="skip",
+            line={"color": BOUNDARY, "width": 2},
+        )
+    )  # fmt: skip
+    fig.add_shape(
+        type="rect", x0=-0.5, x1=n - 0.5, y0=current_level - 0.5, y1=current_level + 0.5,
+        fillcolor=CURRENT_BAND, line={"width": 0}, layer="below",
+    )  # fmt: skip
+    title = "Outer recursion: levels (rows) and chunks (tones, red lines)"
+    _base_layout(fig, title, height=int(120 + 60 * len(levels)))
+    fig.update_layout(barmode="overlay", bargap=0)
+    _token_axis(fig, tokens)
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=[lv["level"] for lv in levels],
+        ticktext=[f"level {lv['level']}" for lv in levels],
+        range=[-0.6, len(levels) - 0.4],
+        showgrid=False,
+    )
+    return fig
+
+
+def chunk_label(level: dict[str, Any], c: int) -> str:
+    """``chunk 2: tokens [60, 90), 30 nodes``."""
+    first, last = level["chunks"][c]
+    nodes = level["chunk_details"][c]["nodes"] if level["chunk_details"] else None
+    return f"chunk {c}: tokens [{first}, {last})" + (f", {nodes} nodes" if nodes else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Inner recursion: one merge step of one chunk
+
+
+def _beam_rows(step: dict[str, Any], only_valid: bool) -> list[int]:
+    rows = [k for k, b in enumerate(step["beams"]) if b["valid"] or not only_valid]
+    return rows or [0]
+
+
+def merges_from(step: dict[str, Any]) -> dict[int, list[tuple[int, int]]]:
+    """Old beam -> [(pair position, new beam), ...] of the merges kept at this step."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for new, ch in enumerate(step["chosen"]):
+        if ch["valid"]:
+            out.setdefault(ch["parent"], []).append((ch["position"], new))
+    return out
+
+
+def beam_rows_figure(
+    step: dict[str, Any], tokens: list[str], span: list[int], only_valid: bool = True
+) -> go.Figure:
+    """The current row of nodes of every beam before this merge (beam 0 on top): each node a
+    box over its span; the nodes of a pair merged here in light orange (dark orange for the
+    merge that makes the best new beam), with a diamond between them (trace ``merges``: hover
+    names the new beam it makes)."""
+    rows = _beam_rows(step, only_valid)
+    merges = merges_from(step)
+    fig = go.Figure()
+    mx, my, mtext = [], [], []
+    for k in rows:
+        beam = step["beams"][k]
+        nodes = beam["nodes"]
+        color = [NEUTRAL] * len(nodes)
+        for j, new in sorted(merges.get(k, []), key=lambda m: -m[1]):  # best new beam last
+            color[j] = color[j + 1] = CHOSEN if new == 0 else KEPT
+            mx.append(nodes[j][1] - 0.5)
+            my.append(k)
+            mtext.append(
+                f"beam {k} merges pair {j}: [{nodes[j][0]}, {nodes[j + 1][1]}) → new beam {new}"
+            )
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=[k] * len(nodes),
+                base=[a - 0.5 for a, _ in nodes],
+                x=[b - a for a, b in nodes],
+                width=0.7,
+                name=f"beam {k}",
+                marker={
+                    "color": color,
+                    "line": {"color": "white", "width": 1},
+                },
+                hovertext=[
+                    f"beam {k} · node {i} [{a}, {b})<br>{span_text(tokens, (a, b))}"
+                    for i, (a, b) in enumerate(nodes)
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=mx, y=my, mode="markers", name="merges", hovertext=mtext, hoverinfo="text",
+            marker={"symbol": "diamond", "size": 11, "color": BOUNDARY,
+                    "line": {"color": "white", "width": 1}},
+        )
+    )  # fmt: skip
+    title = "Beams before this merge (orange: pairs merged; dark: into the best new beam)"
+    _base_layout(fig, title, height=int(90 + 34 * len(rows)))
+    fig.update_layout(barmode="overlay", bargap=0)
+    _token_axis(fig, tokens, span[0], span[1])
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=rows,
+        ticktext=[f"beam {k} ({step['beams'][k]['score']:.2f})" for k in rows],
+        autorange="reversed",
+        showgrid=False,
+    )
+    return fig
+
+
+def pair_heat_figure(step: dict[str, Any], only_valid: bool = True) -> go.Figure:
+    """Heat strip of the pair probabilities: rows = beams, columns = adjacent pair positions
+    (``z[r][j]`` is p of merging nodes j and j+1 in the r-th shown beam); the merged pairs are
+    marked with diamonds (trace ``merges``)."""
+    rows = _beam_rows(step, only_valid)
+    z = [list(step["beams"][k]["pair_probs"]) for k in rows]
+    labels = [f"beam {k}" for k in rows]
+    pairs = max((len(r) for r in z), default=0)
+    text = []
+    for k in rows:
+        nodes = step["beams"][k]["nodes"]
+        text.append(
+            [
+                f"beam {k} · pair {j}: [{nodes[j][0]}, {nodes[j][1]}) + "
+                f"[{nodes[j + 1][0]}, {nodes[j + 1][1]})"
+                for j in range(len(step["beams"][k]["pair_probs"]))
+            ]
+        )
+    merges = merges_from(step)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(pairs)),
+            y=labels,
+            text=text,
+            colorscale="Blues",
+            zmin=0,
+            name="pair probabilities",
+            colorbar={"title": {"text": "p"}, "thickness": 10},
+            hovertemplate="%{text}<br>p = %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[j for k in rows for j, _ in merges.get(k, [])],
+            y=[f"beam {k}" for k in rows for _ in merges.get(k, [])],
+            mode="markers",
+            name="merges",
+            marker={"symbol": "diamond-open", "size": 12, "color": CHOSEN, "line": {"width": 2}},
+            hoverinfo="skip",
+        )
+    )
+    _base_layout(fig, "Pair probabilities per beam (diamonds: merged)", int(140 + 26 * len(rows)))
+    fig.update_layout(margin={"b": 50})
+    fig.update_xaxes(title_text="pair position j (nodes j and j+1)", showgrid=False,
+                     dtick=1 if pairs <= 40 else None)  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def beams_table(step: dict[str, Any], only_valid: bool = True) -> pd.DataFrame:
+    """One row per beam before the merge: validity, accumulated score, its likeliest pair."""
+    rows = []
+    for k in _beam_rows(step, only_valid):
+        beam = step["beams"][k]
+        probs = beam["pair_probs"]
+        best = max(range(len(probs)), key=probs.__getitem__) if probs else None
+        rows.append(
+            {
+                "beam": k,
+                "valid": beam["valid"],
+                "score (log p)": round(beam["score"], 3),
+                "likeliest pair": best,
+                "p": round(probs[best], 3) if best is not None else None,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns="valid") if only_valid else frame
+
+
+def candidates_table(step: dict[str, Any], only_valid: bool = True) -> pd.DataFrame:
+    """Every candidate (beam, pair) of this step with its score and whether it survived pruning
+    to the K best; survivors name the new beam they became. Best scores first; ``only_valid``
+    leaves out the candidates of inactive beams."""
+    new_of = {(ch["parent"], ch["position"]): n for n, ch in enumerate(step["chosen"])}
+    rows = []
+    for cand in step["candidates"]:
+        if only_valid and not cand["valid"]:
+            continue
+        k, j = cand["parent"], cand["position"]
+        nodes = step["beams"][k]["nodes"]
+        merged = f"[{nodes[j][0]}, {nodes[j + 1][1]})" if j + 1 < len(nodes) else "-"
+        rows.append(
+            {
+                "from beam": k,
+                "pair": j,
+                "merged span": merged,
+                "score": round(cand["score"], 3),
+                "valid": cand["valid"],
+                "survived": cand["survived"],
+                "new beam": new_of.get((k, j)) if cand["survived"] else None,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["valid", "score"], ascending=[False, False], kind="stable")
+        if only_valid:
+            frame = frame.drop(columns="valid")
+    return frame.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Final beams, depth, alignment
+
+
+def final_beams_table(final_beams: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per final beam: its weight in the root, score, validity, gold recall."""
+    return pd.DataFrame(
+        [
+            {
+                "beam": k,
+                "weight": round(b["weight"], 4),
+                "score": round(b["score"], 4),
+                "valid": b["valid"],
+                "gold recall": round(b.get("gold_recall", float("nan")), 3),
+            }
+            for k, b in enumerate(final_beams)
+        ]
+    )
+
+
+DEPTH_BARS = (
+    ("performed", "measured (this input)"),
+    ("rir_bound", "RIR bound W·log_W n"),
+    ("ebt", "EBT/BT-GRC n−1"),
+    ("balanced", "balanced ⌈log₂ n⌉"),
+)
+
+
+def depth_figure(depth: dict[str, Any]) -> go.Figure:
+    """Sequential merge steps performed for this input next to the three bounds."""
+    names = [label for _, label in DEPTH_BARS]
+    values = [float(depth[key]) for key, _ in DEPTH_BARS]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            name="depth",
+            text=[f"{v:.1f}" if not float(v).is_integer() else f"{int(v)}" for v in values],
+            textposition="outside",
+            marker={"color": [CHOSEN, PRIMARY, NEUTRAL, NEUTRAL]},
+            hovertemplate="%{x}: %{y:.1f} sequential steps<extra></extra>",
+        )
+    )
+    _base_layout(fig, "Sequential depth: measured vs bounds", height=280)
+    top = max(values, default=1.0)
+    fig.update_yaxes(title_text="sequential merges", range=[0, max(1.0, top) * 1.2])
+    return fig
+
+
+def alignment_probs_figure(alignment: dict[str, Any]) -> go.Figure:
+    """Each chunk's beam probabilities softmax(scores), the distribution ``sample`` draws from."""
+    z = alignment["chunk_probs"]
+    k = len(z[0]) if z else 0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(k)),
+            y=[f"chunk {c}" for c in range(len(z))],
+            texttemplate="%{z:.2f}" if len(z) * k <= 200 else None,
+            colorscale="Blues",
+            zmin=0,
+            name="beam probabilities",
+            hovertemplate="%{y}, beam %{x}: p = %{z:.3f}<extra></extra>",
+        )
+    )
+    _base_layout(fig, "Beam probabilities per chunk", height=int(140 + 26 * len(z)))
+    fig.update_layout(margin={"b": 50})
+    fig.update_xaxes(title_text="beam of the chunk", dtick=1)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def alignment_picks_figure(alignment: dict[str, Any]) -> go.Figure:
+    """Which beam of every chunk each slot of the next level took (rows = slots)."""
+    slots = alignment["slots"]
+    z = [s["picks"] for s in slots]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"chunk {c}" for c in range(len(z[0]) if z else 0)],
+            y=[f"slot {s} ({sl['score']:.2f})" for s, sl in enumerate(slots)],
+            text=[[str(p) for p in row] for row in z],
+            texttemplate="%{text}" if z and len(z[0]) <= 40 else None,
+            colorscale="Viridis",
+            zmin=0,
+            zmax=max(1, len(alignment["chunk_probs"][0]) - 1) if alignment["chunk_probs"] else 1,
+            name="picks",
+            hovertemplate="%{y}, %{x}: beam %{z}<extra></extra>",
+        )
+    )
+    _base_layout(fig, "Picks per slot: the beam taken from each chunk", int(140 + 26 * len(z)))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def model_summary(config: dict[str, Any]) -> str:
+    """``D=64 · S4D on · defaults K=7, W=30, sample alignment`` (the sidebar overrides the
+    defaults: they are inference settings, not weights)."""
+    parts = [f"D={config.get('hidden_size')}", "S4D on" if config.get("use_s4d") else "S4D off"]
+    defaults = [f"K={config.get('beam_size')}"]
+    if config.get("model_type") == "rir_ebt_grc":
+        defaults.append(f"W={config.get('chunk_width')}")
+    defaults.append(f"{config.get('alignment')} alignment")
+    return " · ".join(parts) + " · defaults " + ", ".join(defaults)
+
+
+def depth_curves_figure(width: int, n_max: int = 2000, mark_n: int | None = None) -> go.Figure:
+    """Sequential depth against input length n for RIR (measured schedule and the paper's bound
+    W·log_W n), EBT/BT-GRC (n - 1) and a balanced tree (⌈log₂ n⌉); log-scale y."""
+    from rir_core.balanced import balanced_depth
+    from rir_core.outer import depth_performed, rir_bound
+
+    ns = list(range(2, n_max + 1))
+    curves = {
+        "RIR schedule (1.5·W rule)": [depth_performed(n, width) for n in ns],
+        "RIR bound W·log_W n": [rir_bound(n, width) for n in ns],
+        "EBT/BT-GRC n−1": [n - 1 for n in ns],
+        "balanced ⌈log₂ n⌉": [balanced_depth(n) for n in ns],
+    }
+    colors = [CHOSEN, PRIMARY, NEUTRAL, GOLD]
+    fig = go.Figure()
+    for (name, ys), color in zip(curves.items(), colors, strict=True):
+        fig.add_trace(go.Scatter(x=ns, y=ys, mode="lines", name=name, line={"color": color}))
+    if mark_n is not None and 2 <= mark_n <= n_max:
+        fig.add_vline(x=mark_n, line={"color": BOUNDARY, "dash": "dot"})
+    _base_layout(fig, f"Sequential depth vs length (W = {width})", height=380)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title_text="tokens n", showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(title_text="sequential merges (log scale)", type="log", gridcolor="#eee")
+    return fig

@@ -1,0 +1,309 @@
+"""Explorer: type an expression, step through the outer chunk levels and the inner beam merges.
+
+Thin by design: the model runs once per (expression, settings) inside ``state.get_trace``
+(cached); every button and slider here only reads that cached trace and redraws a figure from
+``app.figures``. The stepping controls live in fragments, so a step redraws only its section.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import streamlit as st
+
+from app import figures as F
+from app import state
+
+log = logging.getLogger(__name__)
+ss = st.session_state
+
+# Widget keys of this page's view (the settings.* keys are shared with other pages).
+LEVEL, CHUNK, STEP = "explorer.level", "explorer.chunk", "explorer.step"
+RANDOM_LENGTH = (5, 1000)  # the random expression's token count slider
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks: they run before the script, so they may set other widgets' values.
+
+
+def _reset_view() -> None:
+    ss[LEVEL], ss[CHUNK], ss[STEP] = 0, 0, 1
+
+
+def _apply_preset() -> None:
+    name = ss.get("explorer.preset")
+    if name:
+        ss["settings.expression"] = state.presets()[name]
+        _reset_view()
+
+
+def _random_expression() -> None:
+    from rir_core.generate import Recipe, generate
+
+    n = int(ss.get("explorer.random_length", 40))
+    example = generate(Recipe(max(2, n - n // 10), n), 1, seed=secrets.randbelow(2**31))[0]
+    ss["settings.expression"] = example.text
+    ss["explorer.preset"] = None
+    _reset_view()
+
+
+def _reset_inner() -> None:
+    ss[CHUNK], ss[STEP] = 0, 1
+
+
+def _move(key: str, delta: int, lo: int, hi: int, reset: tuple[str, ...] = ()) -> None:
+    ss[key] = min(max(int(ss.get(key, lo)) + delta, lo), hi)
+    for other in reset:
+        ss[other] = 0 if other == CHUNK else 1
+
+
+def _on_outer_select() -> None:
+    """A click on a node of the outer figure selects its level and chunk."""
+    event = ss.get("explorer.outer_chart")
+    points = event.selection.points if event is not None else []
+    data = points[0].get("customdata") if points else None
+    if data:
+        ss[LEVEL], ss[CHUNK], ss[STEP] = int(data[0]), int(data[1]), 1
+
+
+def _clamp(key: str, lo: int, hi: int) -> int:
+    ss[key] = min(max(int(ss.get(key, lo)), lo), hi)
+    return ss[key]
+
+
+def _stepper(label: str, key: str, lo: int, hi: int, unit: str, reset=(), on_change=None) -> int:
+    """Previous / slider / Next for one index; a single value gets no slider (it needs a range)."""
+    value = _clamp(key, lo, hi)
+    left, mid, right = st.columns([2, 5, 2], vertical_alignment="bottom")
+    left.button(f"Previous {unit}", key=f"{key}.prev", disabled=value <= lo, width="stretch",
+                icon=":material/chevron_left:", on_click=_move, args=(key, -1, lo, hi, reset))
+    right.button(f"Next {unit}", key=f"{key}.next", disabled=value >= hi, width="stretch",
+                 icon=":material/chevron_right:", icon_position="right", on_click=_move,
+                 args=(key, +1, lo, hi, reset))  # fmt: skip
+    if hi > lo:
+        mid.slider(label, lo, hi, key=key, on_change=on_change)
+    else:
+        mid.caption(f"{label}: {value} (the only one)")
+    return int(ss[key])
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def expression_input() -> None:
+    top, pick = st.columns([3, 1], vertical_alignment="bottom")
+    state.expression_box(top)
+    pick.selectbox("Presets", list(state.presets()), index=None, key="explorer.preset",
+                   placeholder="Pick an example…", on_change=_apply_preset)  # fmt: skip
+    length, button = st.columns([3, 1], vertical_alignment="bottom")
+    length.slider("Random expression length (tokens)", *RANDOM_LENGTH, value=40,
+                  key="explorer.random_length")  # fmt: skip
+    button.button("Random expression", key="explorer.random", on_click=_random_expression,
+                  width="stretch")  # fmt: skip
+
+
+def show_error(parsed: state.Parsed) -> None:
+    st.error(parsed.error)
+    if parsed.position is not None:
+        line, caret = F.caret_lines(parsed.text, parsed.position)
+        st.code(f"{line}\n{caret}", language=None)
+
+
+def answer(trace: dict, loaded: state.LoadedModel) -> None:
+    st.subheader("The answer")
+    probs = trace["probabilities"]
+    pred, truth = trace["prediction"], trace["ground_truth"]
+    left, right = st.columns([1, 2])
+    with left:
+        a, b = st.columns(2)
+        a.metric("Prediction", pred, help="The class with the highest probability.")
+        b.metric("Ground truth", truth, help="The exact value, from the parser.")
+        verdict = "correct" if pred == truth else "wrong"
+        st.caption(f"The model is **{verdict}**: p(prediction) = {probs[pred]:.3f}.")
+        n, levels = len(trace["tokens"]), len(trace["levels"])
+        st.caption(
+            f"{n} tokens · {levels} outer level(s) · {trace['depth']['performed']} sequential "
+            f"merge steps · K = {trace['settings']['beam_size']}, "
+            f"W = {trace['settings']['chunk_width']}, {trace['settings']['alignment']} alignment, "
+            f"seed {trace['settings']['seed']}"
+        )
+    with right:
+        st.plotly_chart(F.probability_figure(probs, pred, truth), key="explorer.probs")
+        st.caption("How sure the model is of each value 0-9: the dark bar is its answer.")
+    state.model_panel(loaded)
+
+
+def gold_tree(parsed: state.Parsed, tokens: list[str]) -> None:
+    st.subheader("Gold tree")
+    st.caption(
+        "The expression's own structure, from the parser: every operator is a node above the "
+        "tokens it covers, labelled with its value. The model never sees this tree; it has to "
+        "find a binary tree of its own."
+    )
+    st.plotly_chart(F.gold_tree_figure(parsed.expr, tokens), key="explorer.gold")
+
+
+def outer_recursion(trace: dict) -> int:
+    levels, tokens = trace["levels"], trace["tokens"]
+    st.subheader("Outer recursion: chunk levels")
+    st.caption(
+        "Each row is one level of the outer recursion, bottom (the tokens) to top. Every box is "
+        "a node over the tokens it covers; tones and red lines mark the chunks that are reduced "
+        "independently (in parallel) by the inner beam search. Each chunk becomes one node of "
+        "the level above. Click a box to pick its level and chunk."
+    )
+    level = _clamp(LEVEL, 0, len(levels) - 1)
+    st.plotly_chart(
+        F.outer_levels_figure(levels, tokens, level), key="explorer.outer_chart",
+        on_select=_on_outer_select, selection_mode="points",
+    )  # fmt: skip
+    level = _stepper("Outer level", LEVEL, 0, len(levels) - 1, "level", reset=(CHUNK, STEP),
+                     on_change=_reset_inner)  # fmt: skip
+    lv = levels[level]
+    width = trace["settings"]["chunk_width"]
+    why = (
+        f"{len(lv['nodes'])} nodes ≥ 1.5·W = {1.5 * width:g}, so they are cut into chunks of W"
+        if len(lv["chunks"]) > 1
+        else f"{len(lv['nodes'])} nodes < 1.5·W = {1.5 * width:g}, so they form one chunk"
+    )
+    st.markdown(
+        f"**Level {level}** of {len(levels)} (levels 0-{len(levels) - 1}): "
+        f"{len(lv['chunks'])} chunk(s), {lv['inner_steps']} merge steps ({why})."
+    )
+    return level
+
+
+def inner_recursion(trace: dict, level: int) -> None:
+    lv, tokens = trace["levels"][level], trace["tokens"]
+    st.subheader("Inner recursion: beam search inside one chunk")
+    if not lv["chunk_details"]:
+        st.info("This model builds a fixed balanced tree: there is no beam search to show.")
+        return
+    n_chunks = len(lv["chunks"])
+    chunk = _clamp(CHUNK, 0, n_chunks - 1)
+    st.selectbox("Chunk", list(range(n_chunks)), key=CHUNK,
+                 format_func=lambda c: F.chunk_label(lv, c),
+                 on_change=lambda: ss.__setitem__(STEP, 1))  # fmt: skip
+    detail = lv["chunk_details"][chunk]
+    steps = detail["steps"]
+    if not steps:
+        st.info("This chunk holds a single node: there is nothing to merge.")
+        return
+    s = _stepper("Merge step", STEP, 1, len(steps), "step")
+    step = steps[s - 1]
+    st.markdown(
+        f"**Merge step {s} of {len(steps)}** in chunk {chunk} of level {level} "
+        f"(tokens [{detail['span'][0]}, {detail['span'][1]}))."
+    )
+    show_all = st.toggle("Show inactive beams", key="explorer.show_invalid",
+                         help="At the start only beam 0 is alive; the others are placeholders "
+                         "that the search has not filled yet.")  # fmt: skip
+    st.plotly_chart(F.beam_rows_figure(step, tokens, detail["span"], not show_all),
+                    key="explorer.beams")  # fmt: skip
+    st.caption(
+        "One row per beam (a partial tree): its current nodes over the tokens, with the "
+        "beam's accumulated log-probability. Orange pairs are the merges kept at this step; "
+        "the diamond sits where two neighbours become one parent node."
+    )
+    st.plotly_chart(F.pair_heat_figure(step, not show_all), key="explorer.heat")
+    st.caption(
+        "How likely the scorer finds each adjacent pair to be merged next, per beam (each row "
+        "sums to 1). Every beam proposes its best pairs; only the K best candidates overall "
+        "survive."
+    )
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown("**Beams at this step**")
+        st.dataframe(F.beams_table(step, not show_all), hide_index=True)
+    with right:
+        st.markdown("**Candidates and pruning**")
+        st.dataframe(F.candidates_table(step, not show_all), hide_index=True, height=280)
+    st.caption("Candidate score = beam score + log p(pair). 'survived' = among the K best.")
+
+
+@st.fragment
+def recursion_views(trace: dict) -> None:
+    """Outer levels and inner steps: a fragment, so stepping reruns only this part."""
+    level = outer_recursion(trace)
+    inner_recursion(trace, level)
+    state.sync_query_params(
+        {"level": ss.get(LEVEL, 0), "chunk": ss.get(CHUNK, 0), "step": ss.get(STEP, 1)}
+    )
+
+
+@st.fragment
+def final_beams(trace: dict) -> None:
+    st.subheader("Final beams")
+    st.caption(
+        "The K complete binary trees the search ends with. The root vector the classifier "
+        "reads is their weighted mix (weight = softmax of the scores). Green nodes match a "
+        "constituent of the gold tree; gold recall is the share of gold operators recovered."
+    )
+    beams = trace["final_beams"]
+    st.dataframe(F.final_beams_table(beams), hide_index=True)
+    valid = [k for k, b in enumerate(beams) if b["valid"]] or [0]
+    best = max(valid, key=lambda k: beams[k]["weight"])
+    if ss.get("explorer.final_beam") not in valid:  # e.g. after K got smaller
+        ss.pop("explorer.final_beam", None)
+    k = st.selectbox("Beam to draw", valid, index=valid.index(best), key="explorer.final_beam",
+                     format_func=lambda k: f"beam {k}")  # fmt: skip
+    b = beams[k]
+    st.plotly_chart(
+        F.beam_tree_figure(b["tree"], trace["tokens"], trace["gold_spans"], b["score"],
+                           f"Beam {k}: weight {b['weight']:.3f}, gold recall "
+                           f"{b['gold_recall']:.2f}"),
+        key="explorer.final_tree",
+    )  # fmt: skip
+
+
+def depth(trace: dict) -> None:
+    st.subheader("Sequential depth")
+    d = trace["depth"]
+    cols = st.columns(4)
+    cols[0].metric("Measured", d["performed"], help="Merge steps run one after the other.")
+    cols[1].metric("RIR bound", f"{d['rir_bound']:.1f}", help="W·log_W(n), the paper's bound.")
+    cols[2].metric("EBT/BT-GRC", d["ebt"], help="n - 1: one merge per step, no chunks.")
+    cols[3].metric("Balanced", d["balanced"], help="⌈log₂ n⌉: a fixed balanced tree.")
+    st.plotly_chart(F.depth_figure(d), key="explorer.depth")
+    st.caption(
+        "How many merge steps must run one after another for this input. Chunks of one level "
+        "run in parallel, so RIR pays only the widest chunk per level."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def render() -> None:
+    loaded = state.current_model()
+    settings = state.sidebar_settings()
+    st.title("RIR Explorer")
+    st.caption(
+        "Watch Recursion in Recursion (RIR-EBT-GRC) parse and solve ListOps expressions: an "
+        "outer recursion cuts the input into chunks, an inner beam search builds a tree in each."
+    )
+    expression_input()
+    parsed = state.parse_expression(settings.expression)
+    if parsed.error:
+        show_error(parsed)
+        state.sync_query_params()
+        return
+    try:
+        trace = state.trace_for(loaded, parsed.canonical, settings)
+    except ValueError as exc:
+        st.error(f"The model cannot run with these settings: {exc}")
+        return
+    except Exception as exc:  # a bug must not show a traceback to a class; the log keeps it
+        log.exception("trace failed")
+        st.error(f"The model failed on this input ({type(exc).__name__}: {exc}).")
+        return
+    answer(trace, loaded)
+    gold_tree(parsed, trace["tokens"])
+    recursion_views(trace)
+    final_beams(trace)
+    depth(trace)
+
+
+render()

@@ -1,0 +1,378 @@
+"""Shared state of the app's pages: the model (loaded once per server), cached traces, the
+inference settings in the sidebar and their mirror in the URL.
+
+Which model the app uses is chosen by the environment variable ``RIR_APP_MODEL``:
+
+=================  ==========================================================================
+(unset), "auto"    the shipped model in ``pretrained/rir_ebt_grc/``; while it is missing (or
+                   damaged) a randomly initialised RIR-EBT-GRC, labelled as such in the UI
+"random"           that random model: the paper's config with D = 64 (seed 0)
+"random-small"     a tiny random model (D = 16) for fast tests
+a path             a checkpoint directory, loaded with ``rir_core.checkpoint.load_checkpoint``
+=================  ==========================================================================
+
+The settings live in ``st.session_state`` under the ``settings.*`` keys; the entry script keeps
+them alive across page switches (see :func:`keep_settings`), so every page shares them. A link
+carries the expression and settings as query parameters (see :data:`QUERY_KEYS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+import torch
+
+from rir_core.config import Alignment, ModelConfig
+from rir_core.listops import DEFAULT_MAX_TOKENS, ListOpsSyntaxError, parse, to_text
+
+log = logging.getLogger(__name__)
+
+# The app shares its 2 CPU cores with whatever else runs on the machine.
+TORCH_THREADS = 2
+torch.set_num_threads(TORCH_THREADS)
+
+MODEL_ENV = "RIR_APP_MODEL"
+RANDOM_SEED = 0  # initialisation seed of the fallback random models
+DEFAULT_EXPRESSION = "[MAX 2 9 [MIN 4 7 ] 0 ]"
+
+BEAM_RANGE = (1, 16)  # K in the sidebar
+WIDTH_RANGE = (2, 100)  # W in the sidebar
+SEED_MAX = 2**31 - 1
+
+# session_state key -> query parameter name (a link reproduces the view).
+QUERY_KEYS = {
+    "settings.expression": "expr",
+    "settings.seed": "seed",
+    "settings.beam_size": "k",
+    "settings.chunk_width": "w",
+    "settings.alignment": "align",
+    "explorer.level": "level",
+    "explorer.chunk": "chunk",
+    "explorer.step": "step",
+}
+SETTING_KEYS = [k for k in QUERY_KEYS if k.startswith("settings.")]
+
+# Counts model runs of the trace cache (tests check that stepping never runs the model).
+TRACE_RUNS = {"count": 0}
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class LoadedModel:
+    """The model in use and what the UI says about it."""
+
+    model: torch.nn.Module
+    model_id: str  # part of every trace's cache key
+    name: str
+    source: str  # a checkpoint path, or "untrained (random weights)"
+    trained: bool
+    note: str = ""  # why the app fell back to random weights, if it did
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+def _random_model(small: bool) -> LoadedModel:
+    from rir_core.model import build_model
+
+    if small:
+        overrides = dict(hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8)
+    else:  # the paper's config at half width, so a CPU answers quickly
+        overrides = dict(hidden_size=64, scorer_slice=32, scorer_hidden=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        model = build_model(**overrides).eval()
+    tag = "random-small" if small else "random"
+    return LoadedModel(
+        model=model,
+        model_id=f"{tag}:seed{RANDOM_SEED}",
+        name="RIR-EBT-GRC" + (" (tiny)" if small else ""),
+        source="untrained (random weights)",
+        trained=False,
+    )
+
+
+def _checkpoint_model(path: str | None) -> LoadedModel:
+    from rir_core.checkpoint import load_checkpoint
+    from rir_core.pretrained import load_pretrained_with_info
+
+    model, info = load_pretrained_with_info("cpu") if path is None else load_checkpoint(path)
+    created = info.metadata.get("created_at", "")
+    return LoadedModel(
+        model=model.eval(),
+        model_id=f"checkpoint:{info.path}:{created}",
+        name=info.model_config.model_type.upper().replace("_", "-"),
+        source=str(info.path),
+        trained=True,
+        metrics=dict(info.metadata.get("metrics", {})),
+    )
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(spec: str) -> LoadedModel:
+    """The model named by ``spec`` (see the module docstring), once per server process."""
+    if spec == "random-small":
+        return _random_model(small=True)
+    if spec == "random":
+        return _random_model(small=False)
+    try:
+        return _checkpoint_model(None if spec == "auto" else spec)
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError is a ValueError
+        log.warning("falling back to a random model: %s", exc)
+        loaded = _random_model(small=False)
+        loaded.note = str(exc)
+        return loaded
+
+
+def current_model() -> LoadedModel:
+    return load_model(os.environ.get(MODEL_ENV, "").strip() or "auto")
+
+
+# --------------------------------------------------------------------------------------------
+# Traces
+
+
+@st.cache_data(max_entries=24, show_spinner="Running the model on this expression…")
+def get_trace(
+    model_id: str, expression: str, seed: int, beam_size: int, chunk_width: int, alignment: str
+) -> dict[str, Any]:
+    """``Trace.to_dict()`` of one canonical expression under the given settings.
+
+    Keyed by (model id, expression, seed, K, W, alignment): stepping through a trace only reads
+    this cached value and never runs the model again.
+    """
+    loaded = current_model()
+    if loaded.model_id != model_id:  # the environment changed under a running server
+        raise RuntimeError(f"model {model_id!r} is not the one loaded ({loaded.model_id!r}).")
+    TRACE_RUNS["count"] += 1
+    with torch.inference_mode():
+        trace = loaded.model.trace(
+            expression, seed=seed, alignment=alignment, beam_size=beam_size,
+            chunk_width=chunk_width,
+        )  # fmt: skip
+    return trace.to_dict()
+
+
+def trace_for(loaded: LoadedModel, expression: str, settings: Settings) -> dict[str, Any]:
+    """The cached trace of ``expression`` under ``settings``.
+
+    ``st.cache_data`` hands every caller a fresh copy (an unpickle: ~0.4 s for a 1,000-token
+    trace), so the session also keeps the last trace it got: reruns that only step through
+    the view reuse that object as is.
+    """
+    key = (loaded.model_id, expression, settings.seed, settings.beam_size,
+           settings.chunk_width, settings.alignment)  # fmt: skip
+    memo = st.session_state.get("trace.memo")
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    trace = get_trace(*key)
+    st.session_state["trace.memo"] = (key, trace)
+    return trace
+
+
+@dataclass
+class Parsed:
+    """An expression as typed: its canonical text, or why it does not parse."""
+
+    text: str
+    canonical: str | None = None
+    expr: Any = None
+    error: str | None = None
+    position: int | None = None
+
+
+def parse_expression(text: str) -> Parsed:
+    """Parse what the user typed; never raises."""
+    if not text.strip():
+        return Parsed(text, error="Type a ListOps expression, e.g. [MAX 2 9 ].", position=0)
+    try:
+        expr = parse(text, max_tokens=DEFAULT_MAX_TOKENS)
+    except ListOpsSyntaxError as exc:
+        message = str(exc)
+        if "more than the limit" in message:
+            message = (
+                f"This expression is too long: {message}. The explorer draws inputs of up to "
+                f"{DEFAULT_MAX_TOKENS:,} tokens."
+            )
+            return Parsed(text, error=message)
+        return Parsed(text, error=f"This is not a ListOps expression: {message}.",
+                      position=exc.position)  # fmt: skip
+    return Parsed(text, canonical=to_text(expr), expr=expr)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings: sidebar widgets, session state and the URL
+
+
+@dataclass(frozen=True)
+class Settings:
+    expression: str
+    seed: int
+    beam_size: int
+    chunk_width: int
+    alignment: str
+
+
+def _defaults() -> dict[str, Any]:
+    cfg = current_model().config
+    return {
+        "settings.expression": DEFAULT_EXPRESSION,
+        "settings.seed": 0,
+        "settings.beam_size": min(max(cfg.beam_size, BEAM_RANGE[0]), BEAM_RANGE[1]),
+        "settings.chunk_width": min(max(cfg.chunk_width, WIDTH_RANGE[0]), WIDTH_RANGE[1]),
+        "settings.alignment": cfg.alignment.value,
+    }
+
+
+def _from_query(key: str, raw: str) -> Any:
+    """A query parameter's value for ``key``, or None when it is not a valid one."""
+    if key in ("settings.expression",):
+        return raw[:200_000]
+    if key == "settings.alignment":
+        return raw if raw in {a.value for a in Alignment} else None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    bounds = {
+        "settings.seed": (0, SEED_MAX),
+        "settings.beam_size": BEAM_RANGE,
+        "settings.chunk_width": WIDTH_RANGE,
+    }.get(key, (0, 10**6))
+    return value if bounds[0] <= value <= bounds[1] else None
+
+
+def init_session() -> None:
+    """Fill the settings once per session: from the URL where it has them, else defaults."""
+    if st.session_state.get("settings.initialized"):
+        return
+    defaults = _defaults()
+    for key, param in QUERY_KEYS.items():
+        value = None
+        if param in st.query_params:
+            value = _from_query(key, st.query_params[param])
+        if value is None:
+            value = defaults.get(key)
+        if value is not None and key not in st.session_state:
+            st.session_state[key] = value
+    st.session_state["settings.initialized"] = True
+
+
+def keep_settings() -> None:
+    """Re-assign the shared widget values so that Streamlit keeps them while a page that does
+    not draw those widgets is shown (otherwise it drops unrendered widgets' state)."""
+    for key in SETTING_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def sidebar_settings() -> Settings:
+    """The inference-time settings in the sidebar (read by the model, not learned)."""
+    sb = st.sidebar
+    sb.header("Inference settings")
+    sb.caption("These change how the trained model searches, not its weights.")
+    sb.slider("Beam size K", *BEAM_RANGE, key="settings.beam_size",
+              help="How many partial trees the beam search keeps at every merge step.")  # fmt: skip
+    sb.slider("Chunk width W", *WIDTH_RANGE, key="settings.chunk_width",
+              help="Outer recursion: sequences of at least 1.5·W nodes are cut into chunks "
+              "of W nodes.")  # fmt: skip
+    sb.selectbox("Beam alignment", [a.value for a in Alignment], key="settings.alignment",
+                 help="How the K beams of the next level are assembled from each chunk's "
+                 "beams: sample (the paper's), rank, random, kbest (exact).")  # fmt: skip
+    sb.number_input("Seed", 0, SEED_MAX, step=1, key="settings.seed",
+                    help="Fixes every random draw (alignment sampling) of the forward pass.")  # fmt: skip
+    return current_settings()
+
+
+def _expression_typed() -> None:
+    # A new expression starts its view from the beginning (pages keep their view keys here).
+    ss = st.session_state
+    ss["explorer.preset"] = None
+    ss["explorer.level"], ss["explorer.chunk"], ss["explorer.step"] = 0, 0, 1
+
+
+def expression_box(container: Any = st) -> str:
+    """The "ListOps expression" text box. Every page draws it with exactly these arguments:
+    Streamlit derives the widget's identity from them, and the value must survive page
+    switches."""
+    return container.text_input(
+        "ListOps expression",
+        key="settings.expression",
+        on_change=_expression_typed,
+        help="Operators [MIN [MAX [MED [SM, digits 0-9, and ] to close. Press Enter to run.",
+    )
+
+
+def current_settings() -> Settings:
+    ss = st.session_state
+    return Settings(
+        expression=ss["settings.expression"],
+        seed=int(ss["settings.seed"]),
+        beam_size=int(ss["settings.beam_size"]),
+        chunk_width=int(ss["settings.chunk_width"]),
+        alignment=str(ss["settings.alignment"]),
+    )
+
+
+def sync_query_params(extra: dict[str, Any] | None = None) -> None:
+    """Write the expression, settings (and the page's view, ``extra``) into the URL."""
+    s = current_settings()
+    params = {
+        "expr": s.expression,
+        "seed": str(s.seed),
+        "k": str(s.beam_size),
+        "w": str(s.chunk_width),
+        "align": s.alignment,
+    }
+    params.update({k: str(v) for k, v in (extra or {}).items()})
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def model_panel(loaded: LoadedModel) -> None:
+    """Name, config summary and origin of the model in use."""
+    from app.figures import model_summary
+
+    summary = model_summary(loaded.config.to_dict())
+    if loaded.trained:
+        st.caption(f"**Model:** {loaded.name} · {summary}  \nfrom `{loaded.source}`")
+        return
+    why = f" ({loaded.note.rstrip('.')})" if loaded.note else ""
+    st.warning(
+        f"**Model: {loaded.name}, untrained (random weights)** · {summary}. "
+        f"No trained model is loaded{why}, so the predictions are chance-level; the trees "
+        "and the search still show exactly what this network computes.",
+        icon=":material/warning:",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Presets
+
+
+@st.cache_data(show_spinner=False)
+def presets() -> dict[str, str]:
+    """A handful of instructive expressions (the long ones drawn by the generator, fixed seed)."""
+    from rir_core.generate import Recipe, generate
+
+    return {
+        "Shallow: one nested list": DEFAULT_EXPRESSION,
+        "Every operator": "[SM [MIN 3 8 ] [MAX 1 5 2 ] [MED 9 4 6 7 ] 2 ]",
+        "Deep: nested seven times": (
+            "[MAX 1 [MIN 9 [SM 2 [MED 3 [MAX 4 [MIN 8 [SM 5 6 ] ] ] 7 ] ] 0 ] ]"
+        ),
+        "Flat: one operator, nine arguments": "[SM 1 2 3 4 5 6 7 8 9 ]",
+        "Long: ~100 tokens, chunked": generate(Recipe(95, 105), 1, seed=7)[0].text,
+        "Very long: ~1,000 tokens, two levels of chunks": generate(
+            Recipe(950, 1000), 1, seed=7
+        )[0].text,
+    }

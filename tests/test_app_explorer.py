@@ -1,0 +1,180 @@
+"""The app's pages under Streamlit's AppTest (no browser), with a tiny random model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import state
+
+APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
+# 16 tokens: with chunk width 4 the outer recursion has two levels (4 chunks, then 1).
+CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    monkeypatch.setenv(state.MODEL_ENV, "random-small")
+
+
+def _app(**query: str) -> AppTest:
+    at = AppTest.from_file(str(APP_SCRIPT), default_timeout=60)
+    at.query_params.update(query)
+    return at.run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def _expression(at: AppTest):
+    return at.text_input(key="settings.expression")
+
+
+def test_default_expression_runs():
+    at = _app()
+    _ok(at)
+    assert [t.value for t in at.title] == ["RIR Explorer"]
+    assert _expression(at).value == state.DEFAULT_EXPRESSION
+    metrics = _metrics(at)
+    assert metrics["Ground truth"] == "9" and metrics["Prediction"] in list("0123456789")
+    assert any("untrained (random weights)" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) >= 6  # probabilities, gold, outer, beams, heat, tree, depth
+    assert at.query_params["expr"] == [state.DEFAULT_EXPRESSION] or at.query_params["expr"] == (
+        state.DEFAULT_EXPRESSION
+    )
+
+
+def test_malformed_expression_shows_sentence_and_caret():
+    at = _app()
+    _expression(at).input("[MAX 2 9 [FOO 4 ] 0 ]").run()
+    _ok(at)
+    assert len(at.error) == 1
+    assert "This is not a ListOps expression" in at.error[0].value
+    assert "unknown token '[FOO'" in at.error[0].value
+    line, caret = at.code[0].value.splitlines()
+    assert line == "[MAX 2 9 [FOO 4 ] 0 ]" and caret == " " * 9 + "^"
+    assert not at.metric and not at.get("plotly_chart")
+
+    _expression(at).input("[MAX 2 9").run()  # unclosed
+    _ok(at)
+    assert "a ']' is missing" in at.error[0].value
+    _expression(at).input("   ").run()  # empty
+    _ok(at)
+    assert "Type a ListOps expression" in at.error[0].value
+
+
+def test_oversized_expression_gets_one_sentence():
+    at = _app()
+    _expression(at).input("[SM " + "1 " * 5000 + "]").run()
+    _ok(at)
+    assert len(at.error) == 1 and "too long" in at.error[0].value and "5,000" in at.error[0].value
+    assert not at.metric
+
+
+def test_level_and_step_buttons_only_read_the_cached_trace():
+    at = _app(expr=CHUNKED, w="4", k="3")
+    _ok(at)
+    assert at.slider(key="explorer.level").value == 0
+    assert "**Level 0** of 2" in _texts(at)
+    assert "**Merge step 1 of 3**" in _texts(at)
+    runs = state.TRACE_RUNS["count"]
+
+    at.button(key="explorer.level.next").click().run()
+    _ok(at)
+    assert at.slider(key="explorer.level").value == 1
+    assert "**Level 1** of 2" in _texts(at)
+    assert at.button(key="explorer.level.next").disabled
+
+    at.button(key="explorer.step.next").click().run()
+    at.button(key="explorer.step.next").click().run()
+    _ok(at)
+    assert at.slider(key="explorer.step").value == 3
+    assert "**Merge step 3 of 3**" in _texts(at)
+    at.button(key="explorer.step.prev").click().run()
+    assert "**Merge step 2 of 3**" in _texts(at)
+
+    at.button(key="explorer.level.prev").click().run()  # back to level 0: chunk and step reset
+    _ok(at)
+    assert "**Level 0** of 2" in _texts(at) and "**Merge step 1 of 3**" in _texts(at)
+    at.selectbox(key="explorer.chunk").select(2).run()
+    assert "in chunk 2 of level 0" in _texts(at)
+    at.slider(key="explorer.step").set_value(2).run()
+    assert "**Merge step 2 of 3** in chunk 2" in _texts(at)
+    assert state.TRACE_RUNS["count"] == runs  # stepping never ran the model
+    assert at.query_params["level"] in ("0", ["0"]) and at.query_params["step"] in ("2", ["2"])
+
+
+def test_changing_beam_size_and_alignment_updates_the_trace():
+    at = _app(expr=CHUNKED, w="4")
+    _ok(at)
+    assert len(at.dataframe[-1].value) == 7  # final beams table: K = 7 (the config's)
+    runs = state.TRACE_RUNS["count"]
+    at.slider(key="settings.beam_size").set_value(2).run()
+    _ok(at)
+    assert len(at.dataframe[-1].value) == 2
+    at.selectbox(key="settings.alignment").select("kbest").run()
+    _ok(at)
+    caption = "\n".join(c.value for c in at.caption)
+    assert "K = 2, W = 4, kbest alignment" in caption
+    assert state.TRACE_RUNS["count"] == runs + 2
+    assert at.query_params["align"] in ("kbest", ["kbest"])
+
+
+def test_query_params_restore_the_view():
+    at = _app(expr=CHUNKED, seed="5", k="3", w="4", align="rank", level="1", step="2")
+    _ok(at)
+    assert _expression(at).value == CHUNKED
+    assert at.slider(key="settings.beam_size").value == 3
+    assert at.slider(key="settings.chunk_width").value == 4
+    assert at.selectbox(key="settings.alignment").value == "rank"
+    assert at.number_input(key="settings.seed").value == 5
+    assert "**Level 1** of 2" in _texts(at) and "**Merge step 2 of 3**" in _texts(at)
+    # Nonsense in the URL falls back to defaults instead of breaking the page.
+    at = _app(expr=CHUNKED, k="999", w="x", align="best", level="42", step="-3")
+    _ok(at)
+    assert at.slider(key="settings.beam_size").value == 7
+    assert at.slider(key="settings.chunk_width").value == 30  # W = 30: one level only
+    assert "**Level 0** of 1" in _texts(at) and "**Merge step 1 of 15**" in _texts(at)
+
+
+def test_presets_and_random_expression():
+    at = _app()
+    at.selectbox(key="explorer.preset").select("Every operator").run()
+    _ok(at)
+    assert _expression(at).value == state.presets()["Every operator"]
+    assert _metrics(at)["Ground truth"] == "6"  # (3 + 5 + 6 + 2) mod 10
+    at.slider(key="explorer.random_length").set_value(20).run()
+    at.button(key="explorer.random").click().run()
+    _ok(at)
+    text = _expression(at).value
+    assert text != state.presets()["Every operator"]
+    assert 18 <= len(text.split()) <= 20
+    assert not at.error
+
+
+@pytest.mark.parametrize("page", ["alignment", "depth", "training", "guide"])
+def test_other_pages_run(page):
+    at = _app(expr=CHUNKED, w="4", k="3")
+    at.switch_page(f"pages/{page}.py").run()
+    _ok(at)
+    assert at.title and at.title[0].value
+    if page == "alignment":
+        # (AppTest's page switch resends the old page's widget values, so type it again; in a
+        # browser the expression carries over: see test_browser_explorer.py.)
+        _expression(at).input(CHUNKED).run()
+        _ok(at)
+        assert len(at.get("plotly_chart")) == 2
+        assert [m.label for m in at.metric][:1] == ["Chunks C"]
+    if page == "depth":
+        assert len(at.get("plotly_chart")) == 1

@@ -1,0 +1,249 @@
+"""The app's figure builders, checked on their figure data (traces of a tiny random model)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from app import figures as F
+from rir_core.generate import Recipe, generate
+from rir_core.listops import parse
+from rir_core.model import build_model
+from rir_core.trace import tree_span
+
+SHORT = "[MAX 2 9 [MIN 4 7 ] 0 ]"
+# 16 tokens; with chunk width 4 the outer recursion has two levels and one alignment.
+CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
+
+
+@pytest.fixture(scope="module")
+def model():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_model(
+            hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8, beam_size=3
+        ).eval()
+
+
+@pytest.fixture(scope="module")
+def short(model):
+    return model.trace(SHORT).to_dict()
+
+
+@pytest.fixture(scope="module")
+def chunked(model):
+    return model.trace(CHUNKED, chunk_width=4).to_dict()
+
+
+def _trace(fig, name):
+    found = [t for t in fig.data if t.name == name]
+    assert len(found) == 1, [t.name for t in fig.data]
+    return found[0]
+
+
+# -- trees ------------------------------------------------------------------------------------
+
+
+def test_beam_tree_has_one_marker_per_node_at_its_span(short):
+    tokens, beam = short["tokens"], short["final_beams"][0]
+    fig = F.beam_tree_figure(beam["tree"], tokens, short["gold_spans"], beam["score"], "t")
+    leaves, inner = _trace(fig, "leaves"), _trace(fig, "internal nodes")
+    n = len(tokens)
+    assert len(leaves.x) == n and len(inner.x) == n - 1  # a full binary tree: 2n - 1 nodes
+    assert sorted(leaves.x) == list(range(n)) and set(leaves.y) == {0}
+    layout = F.binary_tree_layout(beam["tree"], tokens)
+    spans = [s for s, leaf in zip(layout.spans, layout.is_leaf, strict=True) if not leaf]
+    assert list(inner.x) == [(a + b - 1) / 2 for a, b in spans]  # above the middle of its span
+    assert spans[0] == (0, n) and tree_span(beam["tree"]) == (0, n)
+    assert max(inner.y) == layout.y[0]  # the root is the highest node
+
+
+def test_beam_tree_marks_gold_constituents_green(short):
+    tokens = short["tokens"]
+    # A tree that has the [MIN 4 7 ] constituent (tokens 3-6) as one node.
+    tree = [0, [1, [2, [[[3, [4, 5]], 6], [7, 8]]]]]
+    fig = F.beam_tree_figure(tree, tokens, short["gold_spans"], 0.0, "t")
+    layout = F.binary_tree_layout(tree, tokens)
+    inner = _trace(fig, "internal nodes")
+    colors = dict(zip([s for s, leaf in zip(layout.spans, layout.is_leaf, strict=True)
+                       if not leaf], inner.marker.color, strict=True))  # fmt: skip
+    assert colors[(3, 7)] == F.GOLD and colors[(0, 9)] == F.GOLD  # [MIN ...] and the root
+    assert colors[(4, 6)] == F.PRIMARY
+
+
+def test_gold_tree_labels_operators_with_values():
+    expr = parse(SHORT)
+    tokens = SHORT.split()
+    fig = F.gold_tree_figure(expr, tokens)
+    leaves, inner = _trace(fig, "leaves"), _trace(fig, "internal nodes")
+    assert sorted(leaves.x) == list(range(len(tokens)))  # every token is a leaf
+    assert list(inner.text) == ["MAX=9", "MIN=4"]
+    assert list(inner.x) == [4.0, 4.5]  # spans [0, 9) and [3, 7)
+    assert list(inner.y) == [2, 1]
+    edges = _trace(fig, "edges")
+    assert len(edges.x) == 3 * (len(leaves.x) + len(inner.x) - 1)  # one segment per child
+
+
+def test_trees_do_not_recurse_and_long_inputs_hide_token_labels():
+    n = 3000
+    tree = 0
+    for i in range(1, n):  # left-branching: height n - 1
+        tree = [tree, i]
+    layout = F.binary_tree_layout(tree, ["1"] * n)
+    assert len(layout) == 2 * n - 1 and layout.y[0] == n - 1
+    long_text = generate(Recipe(190, 210), 1, seed=0)[0].text
+    tokens = long_text.split()
+    fig = F.gold_tree_figure(parse(long_text), tokens)
+    assert fig.layout.xaxis.ticktext is None  # > TOKEN_LABEL_LIMIT tokens: hover only
+    short_fig = F.gold_tree_figure(parse(SHORT), SHORT.split())
+    assert list(short_fig.layout.xaxis.ticktext) == SHORT.split()
+
+
+# -- answer, depth ----------------------------------------------------------------------------
+
+
+def test_probability_bars_sum_to_one_and_mark_prediction(short):
+    fig = F.probability_figure(short["probabilities"], short["prediction"], short["ground_truth"])
+    bars = _trace(fig, "probability")
+    assert list(bars.x) == list(range(10))
+    assert math.isclose(sum(bars.y), 1.0, rel_tol=1e-5)
+    assert bars.marker.color[short["prediction"]] == F.PRIMARY
+    assert bars.marker.line.color[short["ground_truth"]] == F.GOLD
+
+
+def test_depth_figure_shows_the_trace_depth_and_bounds(chunked):
+    d = chunked["depth"]
+    bars = _trace(F.depth_figure(d), "depth")
+    assert list(bars.y) == [d["performed"], d["rir_bound"], d["ebt"], d["balanced"]]
+    assert d["performed"] == 3 + 3  # two levels of chunks of 4 nodes: 3 merges each
+
+
+# -- outer recursion --------------------------------------------------------------------------
+
+
+def test_outer_figure_rows_and_chunk_boundaries(chunked):
+    levels, tokens = chunked["levels"], chunked["tokens"]
+    assert len(levels) == 2
+    fig = F.outer_levels_figure(levels, tokens, current_level=0)
+    rows = [t for t in fig.data if t.name.startswith("level ")]
+    assert len(rows) == len(levels)
+    for lv, row in zip(levels, rows, strict=True):
+        assert set(row.y) == {lv["level"]} and len(row.x) == len(lv["nodes"])
+        assert [b + w for b, w in zip(row.base, row.x, strict=True)] == [
+            b - 0.5 for _, b in lv["nodes"]
+        ]
+    bounds = _trace(fig, "chunk boundaries")
+    xs = [x for x in bounds.x if x is not None]
+    assert xs[::2] == [first - 0.5 for first, _ in levels[0]["chunks"][1:]]  # 3.5, 7.5, 11.5
+    assert xs[::2] == [3.5, 7.5, 11.5]
+
+
+def test_outer_figure_highlights_the_current_level(chunked):
+    levels, tokens = chunked["levels"], chunked["tokens"]
+    at0 = F.outer_levels_figure(levels, tokens, current_level=0)
+    at1 = F.outer_levels_figure(levels, tokens, current_level=1)
+    row0_at0, row0_at1 = _trace(at0, "level 0"), _trace(at1, "level 0")
+    assert set(row0_at0.marker.color) == set(F.CHUNK_TONES)  # chunks alternate
+    assert set(row0_at1.marker.color) == set(F.CHUNK_TONES_DIM)
+    assert at0.layout.shapes[0].y0 == -0.5 and at1.layout.shapes[0].y0 == 0.5
+    assert [cd[1] for cd in row0_at0.customdata] == F.chunk_of_nodes(levels[0])
+
+
+# -- inner recursion --------------------------------------------------------------------------
+
+
+def test_heat_strip_is_the_pair_probabilities(chunked):
+    step = chunked["levels"][1]["chunk_details"][0]["steps"][0]
+    heat = [t for t in F.pair_heat_figure(step, only_valid=False).data if t.type == "heatmap"][0]
+    assert [list(r) for r in heat.z] == [b["pair_probs"] for b in step["beams"]]
+    first = chunked["levels"][0]["chunk_details"][0]["steps"][0]  # only beam 0 is alive
+    heat = [t for t in F.pair_heat_figure(first).data if t.type == "heatmap"][0]
+    valid = [b["pair_probs"] for b in first["beams"] if b["valid"]]
+    assert [list(r) for r in heat.z] == valid and list(heat.y) == ["beam 0"]
+    assert all(math.isclose(sum(r), 1.0, rel_tol=1e-4) for r in heat.z)
+
+
+def test_beam_rows_mark_the_merged_pairs(chunked):
+    steps = chunked["levels"][0]["chunk_details"][0]["steps"]
+    span, tokens = chunked["levels"][0]["chunks"][0], chunked["tokens"]
+    for step in steps:
+        fig = F.beam_rows_figure(step, tokens, span, only_valid=False)
+        merges = _trace(fig, "merges")
+        expected = []
+        for ch in step["chosen"]:
+            if ch["valid"]:
+                nodes = step["beams"][ch["parent"]]["nodes"]
+                expected.append((nodes[ch["position"]][1] - 0.5, ch["parent"]))
+        assert sorted(zip(merges.x, merges.y, strict=True)) == sorted(expected)
+        best = step["chosen"][0]
+        row = _trace(fig, f"beam {best['parent']}")
+        assert row.marker.color[best["position"]] == F.CHOSEN
+        assert row.marker.color[best["position"] + 1] == F.CHOSEN
+    colors = [
+        tuple(_trace(F.beam_rows_figure(s, tokens, span), "beam 0").marker.color) for s in steps
+    ]
+    assert len(set(colors)) > 1  # another step highlights other nodes
+
+
+def test_candidate_and_beam_tables(chunked):
+    step = chunked["levels"][1]["chunk_details"][0]["steps"][0]
+    table = F.candidates_table(step, only_valid=False)
+    assert len(table) == len(step["candidates"])
+    assert table["survived"].sum() == sum(c["survived"] for c in step["candidates"])
+    valid = table[table["valid"]]
+    assert list(valid["score"]) == sorted(valid["score"], reverse=True)
+    kept = table[table["survived"]]
+    assert sorted(kept["new beam"].dropna().astype(int)) == [
+        n for n, ch in enumerate(step["chosen"]) if ch["valid"]
+    ] or kept.empty
+    beams = F.beams_table(step, only_valid=False)
+    assert list(beams["score (log p)"]) == [round(b["score"], 3) for b in step["beams"]]
+
+
+def test_final_beams_table(chunked):
+    table = F.final_beams_table(chunked["final_beams"])
+    assert len(table) == len(chunked["final_beams"])
+    assert math.isclose(table["weight"].sum(), 1.0, abs_tol=1e-3)
+    assert list(table["gold recall"]) == [
+        round(b["gold_recall"], 3) for b in chunked["final_beams"]
+    ]
+
+
+def test_alignment_figures(chunked):
+    al = chunked["levels"][0]["alignment"]
+    picks = [t for t in F.alignment_picks_figure(al).data if t.type == "heatmap"][0]
+    assert [list(r) for r in picks.z] == [s["picks"] for s in al["slots"]]
+    probs = [t for t in F.alignment_probs_figure(al).data if t.type == "heatmap"][0]
+    assert [list(r) for r in probs.z] == al["chunk_probs"]
+
+
+def test_depth_curves_figure():
+    fig = F.depth_curves_figure(30, n_max=1000, mark_n=100)
+    rir = _trace(fig, "RIR schedule (1.5·W rule)")
+    assert rir.y[list(rir.x).index(1000)] == 62  # SPEC 3: 62 merges at n = 1000
+    assert rir.y[list(rir.x).index(100)] == 32
+
+
+# -- text helpers -----------------------------------------------------------------------------
+
+
+def test_caret_lines_point_at_the_position():
+    line, caret = F.caret_lines("[MAX 2 9 [FOO 4 ] ]", 9)
+    assert line == "[MAX 2 9 [FOO 4 ] ]" and caret == " " * 9 + "^"
+    text = "[SM " + "1 " * 200 + "x " + "2 " * 200 + "]"
+    pos = text.index("x")
+    line, caret = F.caret_lines(text, pos, width=60)
+    assert len(caret) - 1 == line.index("x")  # still under the x in a window of a long line
+    assert line.startswith("… ") and line.endswith(" …") and len(line) < 70
+    line, caret = F.caret_lines(text, len(text) - 1, width=60)  # near the end: no tail
+    assert line.endswith("]") and len(caret) - 1 == len(line) - 1
+    line, caret = F.caret_lines("[MAX\t2 ]", 4)
+    assert "\t" not in line and caret == "    ^"
+
+
+def test_model_summary():
+    summary = F.model_summary({"model_type": "rir_ebt_grc", "hidden_size": 64, "beam_size": 7,
+                               "chunk_width": 30, "use_s4d": True, "alignment": "sample"})  # fmt: skip
+    assert summary == "D=64 · S4D on · defaults K=7, W=30, sample alignment"

@@ -1,0 +1,381 @@
+"""Training: exact resume, clean interruption, non-finite loss, early stopping, CLI errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import rir_core.train as train_mod
+from rir_core.checkpoint import (
+    RESUME_TENSORS_FILE,
+    WEIGHTS_FILE,
+    checkpoint_info,
+    flatten_state,
+    load_checkpoint,
+    load_resume_state,
+    unflatten_state,
+)
+from rir_core.config import ConfigError, ModelConfig
+from rir_core.data import write_tsv
+from rir_core.generate import Recipe, generate
+from rir_core.model import build_model
+from rir_core.presets import PRESETS, get_preset
+from rir_core.trainer import Callbacks, TrainConfig, Trainer, build_optimizer, build_scheduler
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_MODEL = {"hidden_size": 16, "beam_size": 2, "chunk_width": 5}  # W 5: inputs get chunked
+TINY_FLAGS = ["--hidden-size", "16", "--beam-size", "2", "--chunk-width", "5"]
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("data")
+    train, dev = folder / "train.tsv", folder / "dev.tsv"
+    write_tsv(train, generate(Recipe(4, 30), 40, seed=11))
+    write_tsv(dev, generate(Recipe(4, 30), 12, seed=12))
+    return {"train_file": str(train), "dev_file": str(dev)}
+
+
+def _run(out: Path, data: dict[str, str], resume: bool = False, **train_o) -> train_mod.TrainResult:
+    if resume:
+        return train_mod.train(resume=out, train_overrides=train_o)
+    base = {"batch_size": 8, "eval_every": 3, "epochs": 10, "max_minutes": None}
+    return train_mod.train(
+        "classroom",
+        model_overrides=TINY_MODEL,
+        train_overrides={**base, **train_o},
+        data_overrides=data,
+        out=out,
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["ranger", "adamw"])
+def test_exact_resume(tmp_path: Path, data_files: dict[str, str], optimizer: str) -> None:
+    """8 steps straight == 4 steps, stop, resume, 4 more: identical weights and optimizer state.
+
+    40 examples in batches of 8 make 5 batches an epoch, so the resumed half crosses an epoch
+    boundary; Ranger's Lookahead syncs its slow weights at step 6, after the resume; dropout
+    (0.1) and the Gumbel noise both draw from restored RNG states.
+    """
+    straight = _run(tmp_path / "a", data_files, optimizer=optimizer, max_steps=8)
+    first = _run(tmp_path / "b", data_files, optimizer=optimizer, max_steps=4)
+    assert (straight.status, first.status) == ("max_steps", "max_steps")
+    assert first.step == 4
+    resumed = _run(tmp_path / "b", data_files, resume=True, max_steps=8)
+    assert resumed.step == 8 and resumed.status == "max_steps"
+    wa = load_file(str(tmp_path / "a" / "last" / WEIGHTS_FILE))
+    wb = load_file(str(tmp_path / "b" / "last" / WEIGHTS_FILE))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    ra = load_file(str(tmp_path / "a" / "last" / RESUME_TENSORS_FILE))
+    rb = load_file(str(tmp_path / "b" / "last" / RESUME_TENSORS_FILE))
+    for name in ra:
+        assert torch.equal(ra[name], rb[name]), name
+    sa, sb = (load_resume_state(tmp_path / x / "last") for x in "ab")
+    for key in (
+        "step",
+        "epoch",
+        "batch_in_epoch",
+        "best_dev_accuracy",
+        "bad_evals",
+        "evals",
+        "scheduler",
+    ):
+        assert sa[key] == sb[key], key
+    assert sa["epoch"] == 1 and sa["batch_in_epoch"] == 3
+    if optimizer == "ranger":
+        assert any("slow_buffer" in name for name in ra)
+    # The log of the resumed run continues the step count.
+    steps = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps if s["event"] == "step"] == list(range(1, 9))
+
+
+def test_ranger_state_dict_round_trips(tmp_path: Path) -> None:
+    """Ranger keeps its Lookahead slow weights inside state_dict, so a reload continues exactly."""
+    config = ModelConfig(
+        hidden_size=16, scorer_slice=8, scorer_hidden=8, beam_size=2, use_s4d=False, dropout=0.0
+    )
+    cfg = TrainConfig(optimizer="ranger", lr=1e-2)
+    torch.manual_seed(0)
+    a = build_model(config)
+    b = build_model(config)
+    b.load_state_dict(a.state_dict())
+    opt_a = build_optimizer(a, cfg)
+    ids, mask, lengths = a.encode_texts(["[MAX 2 9 [MIN 4 7 ] 0 ]", "[SM 5 5 ]"])
+    labels = torch.tensor([9, 0])
+
+    def step(model, opt) -> None:
+        opt.zero_grad()
+        F.cross_entropy(model(ids, mask, 1, lengths=lengths), labels).backward()
+        opt.step()
+
+    for _ in range(4):
+        step(a, opt_a)
+    tensors: dict[str, torch.Tensor] = {}
+    flat = json.loads(json.dumps(flatten_state(opt_a.state_dict(), tensors)))
+    b.load_state_dict(a.state_dict())
+    opt_b = build_optimizer(b, cfg)
+    opt_b.load_state_dict(unflatten_state(flat, tensors, set()))
+    for _ in range(4):  # crosses the Lookahead sync at step 6
+        step(a, opt_a)
+        step(b, opt_b)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+
+
+def _trainer(data_files: dict[str, str], out: Path | None, **cfg) -> Trainer:
+    from rir_core.data import read_tsv
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(hidden_size=16, scorer_slice=8, scorer_hidden=8, beam_size=2, chunk_width=5)
+    )
+    config = TrainConfig(
+        **{
+            "batch_size": 8,
+            "optimizer": "adamw",
+            "checkpoint_dir": str(out) if out else None,
+            "epochs": 5,
+            **cfg,
+        }
+    )
+    opt = build_optimizer(model, config)
+    return Trainer(
+        model,
+        opt,
+        build_scheduler(opt, config),
+        read_tsv(data_files["train_file"]),
+        read_tsv(data_files["dev_file"]),
+        config,
+    )
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(
+    tmp_path: Path, data_files: dict[str, str]
+) -> None:
+    trainer = _trainer(data_files, tmp_path, eval_every=2)
+    calls = itertools.count(1)
+
+    def poisoned(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, labels)
+        return loss * float("nan") if next(calls) == 3 else loss
+
+    trainer.loss_fn = poisoned
+    result = trainer.fit()
+    assert result.status == "non_finite"
+    assert "non-finite" in result.message and "last good checkpoint" in result.message
+    assert result.step == 2
+    info = checkpoint_info(tmp_path / "last")
+    assert info.metadata["step"] == 2  # nothing was saved after the bad step
+    saved, _ = load_checkpoint(tmp_path / "last")
+    for (name, p), q in zip(trainer.module.named_parameters(), saved.parameters(), strict=True):
+        assert torch.equal(p, q), name  # the poisoned update was never applied
+
+
+def test_non_finite_cli_exit_status(
+    tmp_path: Path,
+    data_files: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Poisoned(Trainer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.loss_fn = lambda logits, labels: F.cross_entropy(logits, labels) * float("inf")
+
+    monkeypatch.setattr(train_mod, "Trainer", Poisoned)
+    rc = train_mod.main(
+        [
+            "--preset",
+            "classroom",
+            *TINY_FLAGS,
+            "--train-file",
+            data_files["train_file"],
+            "--dev-file",
+            data_files["dev_file"],
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "non-finite" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "last").exists()
+
+
+def test_early_stopping_and_plateau(data_files: dict[str, str]) -> None:
+    trainer = _trainer(data_files, None, lr=1e-12, eval_every=1, patience=2, plateau_patience=1)
+    evals: list[dict] = []
+    trainer.callbacks = Callbacks(on_eval=evals.append)
+    result = trainer.fit()
+    assert result.status == "early_stopped" and result.step == 3
+    assert [e["improved"] for e in evals] == [True, False, False]
+    assert evals[-1]["lr"] == pytest.approx(0.5e-12)  # halved after two flat evaluations
+
+
+def test_api_callbacks_and_stop_request(tmp_path: Path, data_files: dict[str, str]) -> None:
+    seen: dict[str, list] = {"step": [], "eval": [], "ckpt": [], "end": []}
+    cbs = Callbacks(
+        on_step=seen["step"].append,
+        on_eval=seen["eval"].append,
+        on_checkpoint=seen["ckpt"].append,
+        on_end=seen["end"].append,
+        should_stop=lambda: len(seen["step"]) >= 4,
+    )
+    result = train_mod.train(
+        "classroom",
+        model_overrides=TINY_MODEL,
+        train_overrides={"batch_size": 8, "eval_every": 3},
+        data_overrides=data_files,
+        out=tmp_path / "run",
+        callbacks=cbs,
+    )
+    # should_stop is polled during a step (so that DDP ranks can agree): step 5 still finishes.
+    assert result.status == "interrupted" and result.step == 5
+    assert result.model is not None and seen["end"] == [result]
+    keys = {"step", "epoch", "loss", "accuracy", "lr", "seq_per_s", "elapsed_s", "eta_s"}
+    assert keys <= set(seen["step"][0]) and seen["step"][-1]["step"] == 5
+    assert len(seen["eval"]) == 1 and 0.0 <= seen["eval"][0]["dev_accuracy"] <= 1.0
+    assert tmp_path / "run" / "last" in seen["ckpt"]
+    assert load_resume_state(tmp_path / "run" / "last")["step"] == 5
+
+
+def test_presets_and_overrides() -> None:
+    paper = PRESETS["paper"]
+    assert (paper.model.hidden_size, paper.model.beam_size, paper.model.chunk_width) == (128, 7, 30)
+    assert paper.model.use_s4d and paper.train.optimizer == "ranger"
+    assert (paper.train.lr, paper.train.weight_decay, paper.train.batch_size) == (1e-3, 1e-2, 128)
+    assert (paper.train.epochs, paper.train.patience, paper.train.clip) == (100, 4, 1.0)
+    cpu = get_preset("cpu", model={"beam_size": 3}, train={"lr": 1e-3}, data={"train_n": 10})
+    assert (cpu.model.beam_size, cpu.train.lr, cpu.data.train_n) == (3, 1e-3, 10)
+    with pytest.raises(ConfigError, match="unknown training config field"):
+        get_preset("cpu", train={"learning_rate": 1})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("gpu")
+    recipe = train_mod.resolve_recipe("paper", model_overrides={"hidden_size": 32})
+    assert (recipe.model.scorer_slice, recipe.model.scorer_hidden) == (16, 16)
+
+
+def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    rc = train_mod.main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_cli_errors(
+    tmp_path: Path, data_files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrupt = tmp_path / "corrupt" / "last"
+    corrupt.mkdir(parents=True)
+    (corrupt / "model.json").write_text("{oops")
+    assert "not valid JSON" in _cli_error(["--resume", str(tmp_path / "corrupt")], capsys)
+    assert "no run directory" in _cli_error(["--resume", str(tmp_path / "nothing")], capsys)
+    bad_cfg = tmp_path / "cfg.json"
+    bad_cfg.write_text(json.dumps({"train": {"lr": -1}}))
+    assert "lr must be" in _cli_error(["--config", str(bad_cfg)], capsys)
+    assert "does not exist" in _cli_error(["--config", str(tmp_path / "none.json")], capsys)
+    assert "beam_size must be" in _cli_error(["--beam-size", "0"], capsys)
+    assert "needs a CUDA device" in _cli_error(
+        ["--amp", "--device", "cpu", "--train-file", data_files["train_file"]], capsys
+    )
+    missing = str(tmp_path / "missing.tsv")
+    assert "missing.tsv" in _cli_error(
+        ["--train-file", missing, "--out", str(tmp_path / "r")], capsys
+    )
+
+
+def test_cli_resume_refuses_recipe_changes(
+    tmp_path: Path, data_files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path / "run", data_files, max_steps=1)
+    assert "--lr cannot change when resuming" in _cli_error(
+        ["--resume", str(tmp_path / "run"), "--lr", "0.1"], capsys
+    )
+    assert "already holds a run" in _cli_error(
+        ["--preset", "classroom", "--out", str(tmp_path / "run")], capsys
+    )
+
+
+def test_sigterm_saves_and_resumes(tmp_path: Path, data_files: dict[str, str]) -> None:
+    """The real CLI in a subprocess: SIGTERM -> finish the step, save, exit 0; then resume."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "rir_core.train",
+        "--preset",
+        "classroom",
+        *TINY_FLAGS,
+        "--train-file",
+        data_files["train_file"],
+        "--dev-file",
+        data_files["dev_file"],
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1000",
+        "--eval-every",
+        "1000",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if log.exists() and log.read_text().count('"event": "step"') >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        else:
+            pytest.fail("the training run did not make 3 steps in 90 s")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "resume with --resume" in err and "Traceback" not in err
+    state = load_resume_state(out / "last")
+    stopped_at = state["step"]
+    assert stopped_at >= 3
+    end = json.loads(log.read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["status"] == "interrupted"
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rir_core.train",
+            "--resume",
+            str(out),
+            "--max-steps",
+            str(stopped_at + 2),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_resume_state(out / "last")["step"] == stopped_at + 2
