@@ -97,10 +97,7 @@ def _measure(job: dict, out: mp.Queue) -> None:
         if cuda:
             torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    if cuda:
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = _peak_rss_mb() - base
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else _peak_rss_mb() - base
     out.put({
         "model": job["model"], "mode": job["mode"], "length": job["length"],
         "batch": job["batch"], "seq_per_s": done / elapsed, "peak_mem_mb": max(peak, 0.0),
