@@ -36,7 +36,11 @@ KEPT = "#f5c6a0"  # the other pairs merged at this step (surviving candidates)
 GOLD = "#3a9a5b"  # a node whose span is a gold constituent / the ground truth
 BOUNDARY = "#c0392b"  # chunk boundaries
 CURRENT_BAND = "rgba(255, 214, 102, 0.35)"  # the highlighted level row
+CURRENT_CHUNK = "#f0a030"  # the chunk shown in the inner-recursion view
+# Streamlit's click selection must not restyle the bars: the colours carry the highlight.
+NO_SELECTION_STYLE = {"marker": {"opacity": 1.0}}
 EDGE = "#8a9aa8"
+FAINT_EDGE = "#dbe2e8"  # an operator's edges to its own brackets: there, but not structure
 FONT = "monospace"
 
 
@@ -75,7 +79,9 @@ def span_text(tokens: list[str], span: tuple[int, int] | list[int]) -> str:
     if b - a <= HOVER_TOKENS:
         return " ".join(tokens[a:b])
     head, tail = HOVER_TOKENS * 2 // 3, HOVER_TOKENS // 3
-    return " ".join(tokens[a : a + head]) + f" … ({b - a} tokens) … " + " ".join(tokens[b - tail : b])
+    return (
+        " ".join(tokens[a : a + head]) + f" … ({b - a} tokens) … " + " ".join(tokens[b - tail : b])
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,6 +122,7 @@ class TreeLayout:
     labels: list[str] = field(default_factory=list)
     is_leaf: list[bool] = field(default_factory=list)
     parent: list[int] = field(default_factory=list)  # -1 for the root
+    bracket: set[int] = field(default_factory=set)  # leaves that are an operator's [OP or ]
 
     def __len__(self) -> int:
         return len(self.x)
@@ -177,7 +184,9 @@ def gold_tree_layout(expr: Expr, tokens: list[str]) -> TreeLayout:
         children.append([])
         if parent >= 0:
             children[parent].append(idx)
-        if isinstance(node, Digit):
+        if isinstance(node, int):
+            layout.bracket.add(idx)
+        elif isinstance(node, Digit):
             values[idx] = node.value
         elif isinstance(node, Op):
             ops[idx] = node
@@ -200,19 +209,23 @@ def tree_figure(
     node_colors: list[str] | None = None,
     extra_hover: list[str] | None = None,
 ) -> go.Figure:
-    """Edges, then one marker per node: trace ``leaves`` (y = 0) and trace ``internal nodes``.
+    """Edges (traces ``edges`` and, fainter, ``bracket edges`` from an operator to its own
+    ``[OP`` and ``]`` tokens), then one marker per node: traces ``leaves`` (y = 0) and
+    ``internal nodes``.
 
     ``node_colors`` (one per node) colours the internal markers; ``extra_hover`` (one per node)
     is appended to each hover text.
     """
     n = len(tokens)
-    ex, ey = [], []
+    edges: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
     for i, p in enumerate(layout.parent):
         if p >= 0:
+            ex, ey = edges[i in layout.bracket]
             ex += [layout.x[i], layout.x[p], None]
             ey += [layout.y[i], layout.y[p], None]
     hover = [
-        f"{layout.labels[i] or 'node'} · span [{a}, {b}) · {b - a} token(s)<br>{span_text(tokens, (a, b))}"
+        f"{layout.labels[i] or 'node'} · span [{a}, {b}) · {b - a} token(s)<br>"
+        + span_text(tokens, (a, b))
         + (f"<br>{extra_hover[i]}" if extra_hover and extra_hover[i] else "")
         for i, (a, b) in enumerate(layout.spans)
     ]
@@ -221,12 +234,17 @@ def tree_figure(
     colors = node_colors or [PRIMARY] * len(layout)
     small = n <= NODE_TEXT_LIMIT
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=ex, y=ey, mode="lines", name="edges", hoverinfo="skip",
-            line={"color": EDGE, "width": 1},
+    for faint, name in ((True, "bracket edges"), (False, "edges")):
+        fig.add_trace(
+            go.Scatter(
+                x=edges[faint][0],
+                y=edges[faint][1],
+                mode="lines",
+                name=name,
+                hoverinfo="skip",
+                line={"color": FAINT_EDGE if faint else EDGE, "width": 1},
+            )
         )
-    )  # fmt: skip
     fig.add_trace(
         go.Scatter(
             x=[layout.x[i] for i in leaves],
@@ -247,7 +265,10 @@ def tree_figure(
             text=[layout.labels[i] for i in inner] if small else None,
             textposition="top center",
             textfont={"family": FONT, "size": 10},
-            marker={"size": 9 if n <= TOKEN_LABEL_LIMIT else 5, "color": [colors[i] for i in inner]},
+            marker={
+                "size": 9 if n <= TOKEN_LABEL_LIMIT else 5,
+                "color": [colors[i] for i in inner],
+            },
             hovertext=[hover[i] for i in inner],
             hoverinfo="text",
         )
@@ -256,9 +277,11 @@ def tree_figure(
     _base_layout(fig, title, height=int(min(520, 180 + 14 * height)))
     _token_axis(fig, tokens)
     fig.update_yaxes(
-        title_text="height", range=[-0.7, height + (1.2 if small else 0.7)], showgrid=False,
+        title_text="height",
+        range=[-0.7, height + (1.2 if small else 0.7)],
+        showgrid=False,
         zeroline=False,
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -319,11 +342,14 @@ def chunk_of_nodes(level: dict[str, Any]) -> list[int]:
 
 
 def outer_levels_figure(
-    levels: list[dict[str, Any]], tokens: list[str], current_level: int
+    levels: list[dict[str, Any]],
+    tokens: list[str],
+    current_level: int,
+    current_chunk: int | None = None,
 ) -> go.Figure:
     """Balanced k-ary picture of the outer recursion: one row per level (level 0, the tokens, at
     the bottom), each node a box over its span, chunks in alternating tones with red boundary
-    lines; the current level is saturated and banded in yellow.
+    lines; the current level is saturated and banded in yellow, its ``current_chunk`` amber.
 
     Traces: one bar trace ``level L`` per level (customdata ``[level, chunk]`` per node), then
     ``chunk boundaries`` (vertical segments at ``x = first - 0.5`` of every chunk but the first).
@@ -336,6 +362,7 @@ def outer_levels_figure(
         ell = lv["level"]
         chunk = chunk_of_nodes(lv)
         tones = CHUNK_TONES if ell == current_level else CHUNK_TONES_DIM
+        picked = current_chunk if ell == current_level else None
         nodes = lv["nodes"]
         fig.add_trace(
             go.Bar(
@@ -346,9 +373,11 @@ def outer_levels_figure(
                 width=0.72,
                 name=f"level {ell}",
                 marker={
-                    "color": [tones[c % 2] for c in chunk],
+                    "color": [CURRENT_CHUNK if c == picked else tones[c % 2] for c in chunk],
                     "line": {"color": "white", "width": 1 if len(nodes) <= 300 else 0},
                 },
+                selected=NO_SELECTION_STYLE,
+                unselected=NO_SELECTION_STYLE,
                 customdata=[[ell, c] for c in chunk],
                 hovertext=[
                     f"level {ell} · chunk {c} · node [{a}, {b})<br>{span_text(tokens, (a, b))}"
@@ -362,14 +391,24 @@ def outer_levels_figure(
             by += [ell - 0.45, ell + 0.45, None]
     fig.add_trace(
         go.Scatter(
-            x=bx, y=by, mode="lines", name="chunk boundaries", hoverinfo="skip",
+            x=bx,
+            y=by,
+            mode="lines",
+            name="chunk boundaries",
+            hoverinfo="skip",
             line={"color": BOUNDARY, "width": 2},
         )
-    )  # fmt: skip
+    )
     fig.add_shape(
-        type="rect", x0=-0.5, x1=n - 0.5, y0=current_level - 0.5, y1=current_level + 0.5,
-        fillcolor=CURRENT_BAND, line={"width": 0}, layer="below",
-    )  # fmt: skip
+        type="rect",
+        x0=-0.5,
+        x1=n - 0.5,
+        y0=current_level - 0.5,
+        y1=current_level + 0.5,
+        fillcolor=CURRENT_BAND,
+        line={"width": 0},
+        layer="below",
+    )
     title = "Outer recursion: levels (rows) and chunks (tones, red lines)"
     _base_layout(fig, title, height=int(120 + 60 * len(levels)))
     fig.update_layout(barmode="overlay", bargap=0)
@@ -452,11 +491,20 @@ def beam_rows_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=mx, y=my, mode="markers", name="merges", hovertext=mtext, hoverinfo="text",
-            marker={"symbol": "diamond", "size": 11, "color": BOUNDARY,
-                    "line": {"color": "white", "width": 1}},
+            x=mx,
+            y=my,
+            mode="markers",
+            name="merges",
+            hovertext=mtext,
+            hoverinfo="text",
+            marker={
+                "symbol": "diamond",
+                "size": 11,
+                "color": BOUNDARY,
+                "line": {"color": "white", "width": 1},
+            },
         )
-    )  # fmt: skip
+    )
     title = "Beams before this merge (orange: pairs merged; dark: into the best new beam)"
     _base_layout(fig, title, height=int(90 + 34 * len(rows)))
     fig.update_layout(barmode="overlay", bargap=0)
@@ -515,8 +563,12 @@ def pair_heat_figure(step: dict[str, Any], only_valid: bool = True) -> go.Figure
     )
     _base_layout(fig, "Pair probabilities per beam (diamonds: merged)", int(140 + 26 * len(rows)))
     fig.update_layout(margin={"b": 50})
-    fig.update_xaxes(title_text="pair position j (nodes j and j+1)", showgrid=False,
-                     dtick=1 if pairs <= 40 else None)  # fmt: skip
+    fig.update_xaxes(
+        title_text="pair position j (nodes j and j+1)",
+        showgrid=False,
+        range=[-0.5, pairs - 0.5],
+        dtick=1 if pairs <= 40 else None,
+    )
     fig.update_yaxes(autorange="reversed")
     return fig
 

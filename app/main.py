@@ -20,13 +20,19 @@ from app import state  # noqa: E402  (needs the path above)
 st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
 
 state.init_session()
-state.keep_settings()
 
 PAGES = [
     st.Page("pages/explorer.py", title="Explorer", icon=":material/account_tree:", default=True),
-    st.Page("pages/alignment.py", title="Beam alignment", icon=":material/call_split:", url_path="alignment"),
+    st.Page(
+        "pages/alignment.py",
+        title="Beam alignment",
+        icon=":material/call_split:",
+        url_path="alignment",
+    ),
     st.Page("pages/depth.py", title="Depth bounds", icon=":material/straighten:", url_path="depth"),
-    st.Page("pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"),
+    st.Page(
+        "pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"
+    ),
     st.Page("pages/guide.py", title="Guide", icon=":material/menu_book:", url_path="guide"),
 ]
 

@@ -11,9 +11,9 @@ Which model the app uses is chosen by the environment variable ``RIR_APP_MODEL``
 a path             a checkpoint directory, loaded with ``rir_core.checkpoint.load_checkpoint``
 =================  ==========================================================================
 
-The settings live in ``st.session_state`` under the ``settings.*`` keys; the entry script keeps
-them alive across page switches (see :func:`keep_settings`), so every page shares them. A link
-carries the expression and settings as query parameters (see :data:`QUERY_KEYS`).
+The settings live in one plain dict in ``st.session_state`` (see :func:`init_session`), so
+every page shares them; the widgets named ``settings.*`` show and edit it. A link carries the
+expression and settings as query parameters (see :data:`QUERY_KEYS`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,31 @@ SETTING_KEYS = [k for k in QUERY_KEYS if k.startswith("settings.")]
 
 # Counts model runs of the trace cache (tests check that stepping never runs the model).
 TRACE_RUNS = {"count": 0}
+
+
+# --------------------------------------------------------------------------------------------
+# Routing
+
+
+def ensure_router() -> None:
+    """Make a page that Streamlit ran on its own go through the router (``app/main.py``).
+
+    Streamlit treats a ``pages/`` folder next to the entry script as a legacy multipage app
+    until the first ``st.navigation`` call of the server process. So a shared link straight to
+    a page (``/alignment?expr=...``) on a freshly started server runs that page alone, without
+    the router's set-up. Every page calls this first: in that case it switches the legacy mode
+    off (what ``st.navigation`` itself does) and reruns, which now starts at the router and
+    lands on the same page, query parameters and all.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - another Streamlit: at least set the state up
+        init_session()
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    init_session()  # a no-op once the router has run
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,9 +181,12 @@ def get_trace(
     TRACE_RUNS["count"] += 1
     with torch.inference_mode():
         trace = loaded.model.trace(
-            expression, seed=seed, alignment=alignment, beam_size=beam_size,
+            expression,
+            seed=seed,
+            alignment=alignment,
+            beam_size=beam_size,
             chunk_width=chunk_width,
-        )  # fmt: skip
+        )
     return trace.to_dict()
 
 
@@ -169,8 +197,14 @@ def trace_for(loaded: LoadedModel, expression: str, settings: Settings) -> dict[
     trace), so the session also keeps the last trace it got: reruns that only step through
     the view reuse that object as is.
     """
-    key = (loaded.model_id, expression, settings.seed, settings.beam_size,
-           settings.chunk_width, settings.alignment)  # fmt: skip
+    key = (
+        loaded.model_id,
+        expression,
+        settings.seed,
+        settings.beam_size,
+        settings.chunk_width,
+        settings.alignment,
+    )
     memo = st.session_state.get("trace.memo")
     if memo is not None and memo[0] == key:
         return memo[1]
@@ -204,8 +238,9 @@ def parse_expression(text: str) -> Parsed:
                 f"{DEFAULT_MAX_TOKENS:,} tokens."
             )
             return Parsed(text, error=message)
-        return Parsed(text, error=f"This is not a ListOps expression: {message}.",
-                      position=exc.position)  # fmt: skip
+        return Parsed(
+            text, error=f"This is not a ListOps expression: {message}.", position=exc.position
+        )
     return Parsed(text, canonical=to_text(expr), expr=expr)
 
 
@@ -222,6 +257,9 @@ class Settings:
     alignment: str
 
 
+STORE = "rir.settings"  # the canonical settings: a plain dict in session state
+
+
 def _defaults() -> dict[str, Any]:
     cfg = current_model().config
     return {
@@ -235,7 +273,7 @@ def _defaults() -> dict[str, Any]:
 
 def _from_query(key: str, raw: str) -> Any:
     """A query parameter's value for ``key``, or None when it is not a valid one."""
-    if key in ("settings.expression",):
+    if key == "settings.expression":
         return raw[:200_000]
     if key == "settings.alignment":
         return raw if raw in {a.value for a in Alignment} else None
@@ -252,27 +290,47 @@ def _from_query(key: str, raw: str) -> Any:
 
 
 def init_session() -> None:
-    """Fill the settings once per session: from the URL where it has them, else defaults."""
-    if st.session_state.get("settings.initialized"):
+    """Fill the settings once per session: from the URL where it has them, else defaults.
+
+    The settings live in a plain dict (``STORE``), not in widget state: Streamlit drops a
+    widget's state when a run does not draw it (another page, a fragment rerun), while plain
+    session-state entries stay. Widgets are bound to the store by :func:`_bound`.
+    """
+    ss = st.session_state
+    if STORE in ss:
         return
     defaults = _defaults()
+    store: dict[str, Any] = {}
     for key, param in QUERY_KEYS.items():
-        value = None
-        if param in st.query_params:
-            value = _from_query(key, st.query_params[param])
+        value = _from_query(key, st.query_params[param]) if param in st.query_params else None
         if value is None:
             value = defaults.get(key)
-        if value is not None and key not in st.session_state:
-            st.session_state[key] = value
-    st.session_state["settings.initialized"] = True
+        if key in SETTING_KEYS:
+            store[key] = value
+        elif value is not None:  # a page's view (level, chunk, step): the page clamps it
+            ss[key] = value
+    ss[STORE] = store
 
 
-def keep_settings() -> None:
-    """Re-assign the shared widget values so that Streamlit keeps them while a page that does
-    not draw those widgets is shown (otherwise it drops unrendered widgets' state)."""
-    for key in SETTING_KEYS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+def set_setting(key: str, value: Any) -> None:
+    """Change one setting (for callbacks: presets, random expressions)."""
+    st.session_state[STORE][key] = value
+
+
+def _store_widget(key: str, then=None) -> None:
+    st.session_state[STORE][key] = st.session_state[key]
+    if then is not None:
+        then()
+
+
+def _bound(key: str, then=None) -> dict[str, Any]:
+    """Widget arguments that show the stored setting ``key`` and store the user's changes.
+
+    The widget takes the same key as the setting; its value is set from the store before it
+    is drawn (allowed: it is not drawn yet in this run), and its on_change writes back.
+    """
+    st.session_state[key] = st.session_state[STORE][key]
+    return {"key": key, "on_change": _store_widget, "args": (key, then)}
 
 
 def sidebar_settings() -> Settings:
@@ -280,46 +338,60 @@ def sidebar_settings() -> Settings:
     sb = st.sidebar
     sb.header("Inference settings")
     sb.caption("These change how the trained model searches, not its weights.")
-    sb.slider("Beam size K", *BEAM_RANGE, key="settings.beam_size",
-              help="How many partial trees the beam search keeps at every merge step.")  # fmt: skip
-    sb.slider("Chunk width W", *WIDTH_RANGE, key="settings.chunk_width",
-              help="Outer recursion: sequences of at least 1.5·W nodes are cut into chunks "
-              "of W nodes.")  # fmt: skip
-    sb.selectbox("Beam alignment", [a.value for a in Alignment], key="settings.alignment",
-                 help="How the K beams of the next level are assembled from each chunk's "
-                 "beams: sample (the paper's), rank, random, kbest (exact).")  # fmt: skip
-    sb.number_input("Seed", 0, SEED_MAX, step=1, key="settings.seed",
-                    help="Fixes every random draw (alignment sampling) of the forward pass.")  # fmt: skip
+    sb.slider(
+        "Beam size K",
+        *BEAM_RANGE,
+        help="How many partial trees the beam search keeps at every merge step.",
+        **_bound("settings.beam_size"),
+    )
+    sb.slider(
+        "Chunk width W",
+        *WIDTH_RANGE,
+        help="Outer recursion: sequences of at least 1.5·W nodes are cut into chunks of W nodes.",
+        **_bound("settings.chunk_width"),
+    )
+    sb.selectbox(
+        "Beam alignment",
+        [a.value for a in Alignment],
+        help="How the K beams of the next level are assembled from each chunk's "
+        "beams: sample (the paper's), rank, random, kbest (exact).",
+        **_bound("settings.alignment"),
+    )
+    sb.number_input(
+        "Seed",
+        0,
+        SEED_MAX,
+        step=1,
+        help="Fixes every random draw (alignment sampling) of the forward pass.",
+        **_bound("settings.seed"),
+    )
     return current_settings()
 
 
-def _expression_typed() -> None:
-    # A new expression starts its view from the beginning (pages keep their view keys here).
+def reset_view() -> None:
+    """A new expression starts the Explorer's view from the beginning."""
     ss = st.session_state
     ss["explorer.preset"] = None
     ss["explorer.level"], ss["explorer.chunk"], ss["explorer.step"] = 0, 0, 1
 
 
 def expression_box(container: Any = st) -> str:
-    """The "ListOps expression" text box. Every page draws it with exactly these arguments:
-    Streamlit derives the widget's identity from them, and the value must survive page
-    switches."""
+    """The "ListOps expression" text box (every page that has one draws it with this)."""
     return container.text_input(
         "ListOps expression",
-        key="settings.expression",
-        on_change=_expression_typed,
         help="Operators [MIN [MAX [MED [SM, digits 0-9, and ] to close. Press Enter to run.",
+        **_bound("settings.expression", then=reset_view),
     )
 
 
 def current_settings() -> Settings:
-    ss = st.session_state
+    store = st.session_state[STORE]
     return Settings(
-        expression=ss["settings.expression"],
-        seed=int(ss["settings.seed"]),
-        beam_size=int(ss["settings.beam_size"]),
-        chunk_width=int(ss["settings.chunk_width"]),
-        alignment=str(ss["settings.alignment"]),
+        expression=store["settings.expression"],
+        seed=int(store["settings.seed"]),
+        beam_size=int(store["settings.beam_size"]),
+        chunk_width=int(store["settings.chunk_width"]),
+        alignment=str(store["settings.alignment"]),
     )
 
 
@@ -372,7 +444,7 @@ def presets() -> dict[str, str]:
         ),
         "Flat: one operator, nine arguments": "[SM 1 2 3 4 5 6 7 8 9 ]",
         "Long: ~100 tokens, chunked": generate(Recipe(95, 105), 1, seed=7)[0].text,
-        "Very long: ~1,000 tokens, two levels of chunks": generate(
-            Recipe(950, 1000), 1, seed=7
-        )[0].text,
+        "Very long: ~1,000 tokens, two levels of chunks": generate(Recipe(950, 1000), 1, seed=7)[
+            0
+        ].text,
     }

@@ -26,6 +26,7 @@ from torch import nn
 
 from rir_core import rng
 from rir_core.cells import GRC, ChildScorer, ParentScorer
+from rir_core.pool import NodePool
 
 #: Finite stand-in for -inf in masked logits, so that all-masked rows stay finite (no NaN grads).
 NEG = -1e9
@@ -87,9 +88,15 @@ class BeamSearch(nn.Module):
         recorder = recorder or NullRecorder()
         nodes, scores, valid = state.nodes[:, :, :max_len], state.scores, state.valid
         n_seq, beams = scores.shape
+        d = nodes.shape[-1]
         device = nodes.device
         beam_ids = torch.arange(beams, device=device)
         seq_ids = torch.arange(n_seq, device=device)
+        # The pool holds the initial nodes, then K new parents per sequence and step.
+        n_init = n_seq * beams * max_len
+        pool = NodePool(n_init + n_seq * beams * max(max_len - 1, 0), d, nodes)
+        pool.write(torch.arange(n_init, device=device), nodes.reshape(n_init, d))
+        ptr = torch.arange(n_init, device=device).view(n_seq, beams, max_len)  # (N, K, Lt)
         pair_scores = None
         if not self.parent_scoring:
             pair_scores = self.child_scorer.pair_scores(nodes[:, :, :-1], nodes[:, :, 1:])
@@ -101,9 +108,9 @@ class BeamSearch(nn.Module):
             pair_ok = pos_ids[None, :] < (cur_len - 1)[:, None]  # (N, Lt-1)
 
             # 1. Score every adjacent pair of every beam.
-            parents_all = None
             if self.parent_scoring:
-                parents_all = self.cell(nodes[:, :, :-1], nodes[:, :, 1:])  # (N, K, Lt-1, D)
+                row_vecs = pool.read(ptr)  # (N, K, Lt, D)
+                parents_all = self.cell(row_vecs[:, :, :-1], row_vecs[:, :, 1:])  # (N, K, Lt-1, D)
                 raw = self.parent_scorer(parents_all)  # (N, K, Lt-1)
             else:
                 raw = pair_scores  # (N, K, Lt-1)
@@ -148,45 +155,26 @@ class BeamSearch(nn.Module):
             parent = torch.where(a, parent, beam_ids[None, :])
             pos = torch.where(a, pos, width - 1)
 
-            # 4. Compose the surviving pairs and splice parents into their rows. Rows are read
-            # with index_select on the flattened (N*K*Lt, D) nodes: one copy forward, one
-            # index_add backward (no dense masks over the whole beam state).
-            d = nodes.shape[-1]
-            flat = nodes.reshape(n_seq * beams * width, d)  # (N*K*Lt, D)
-            row0 = (seq_ids[:, None] * beams + parent) * width  # (N, K) first row of the beam
+            # 4. Compose the surviving pairs; splice pointers (integers, not vectors).
+            row = ptr.gather(1, parent[..., None].expand(-1, -1, width))  # (N, K, Lt) parent rows
             j = pos.clamp(max=width - 2)
             offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
-            near = row0[..., None] + (j[..., None] + offs).clamp(0, width - 1)  # (N, K, 4)
-            near_vec = flat.index_select(0, near.flatten()).view(n_seq, beams, 4, d)
-            if self.parent_scoring:
-                par_flat = parents_all.reshape(-1, d)  # (N*K*(Lt-1), D)
-                par_rows = (seq_ids[:, None] * beams + parent) * (width - 1) + j
-                parents = par_flat.index_select(0, par_rows.flatten()).view(n_seq, beams, d)
-            else:
-                parents = self.cell(near_vec[:, :, 1], near_vec[:, :, 2])  # (N, K, D)
+            near = row.gather(2, (j[..., None] + offs).clamp(0, width - 1))  # (N, K, 4)
+            near_vec = pool.read(near)  # (N, K, 4, D)
+            # (BT-GRC recomputes the kept parents: the same function of the same children.)
+            parents = self.cell(near_vec[:, :, 1], near_vec[:, :, 2])  # (N, K, D)
+            new_rows = n_init + t * n_seq * beams + seq_ids[:, None] * beams + beam_ids  # (N, K)
+            pool.write(new_rows.flatten(), parents.reshape(-1, d))
             out_ids = pos_ids[None, None, :]  # (1, 1, Lt-1) new positions
-            src = row0[..., None] + out_ids + (out_ids > pos[..., None]).long()  # (N, K, Lt-1)
-            at_j = out_ids == pos[..., None]
-            parent_rows = flat.shape[0] + seq_ids[:, None] * beams + beam_ids[None, :]  # (N, K)
-            if torch.is_grad_enabled():
-                # One index_select over [nodes; parents]: its backward is a single index_add.
-                src = torch.where(at_j, parent_rows[..., None], src)
-                pool = torch.cat([flat, parents.reshape(-1, d)], dim=0)  # (N*K*Lt + N*K, D)
-                spliced = pool.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
-            else:
-                # Inference: copy the rows, then write the parents in place (no pool copy).
-                spliced = flat.index_select(0, src.flatten()).view(n_seq, beams, width - 1, d)
-                j_rows = (seq_ids[:, None] * beams + beam_ids[None, :]) * (width - 1) + j
-                keep = torch.where(a[..., None], parents, near_vec[:, :, 1])  # finished: as is
-                spliced.view(-1, d).index_copy_(0, j_rows.flatten(), keep.reshape(-1, d))
+            src = out_ids + (out_ids > pos[..., None]).long()  # (N, K, Lt-1)
+            ptr = torch.where(out_ids == pos[..., None], new_rows[..., None], row.gather(2, src))
 
             if not self.parent_scoring and width > 2:
                 # Carry pair scores from the parent beam; only pairs j-1 and j are new.
-                pairs = pair_scores.reshape(-1)  # (N*K*(Lt-1),)
                 p_ids = torch.arange(width - 2, device=device)[None, None, :]  # new pairs
-                p_row0 = (seq_ids[:, None] * beams + parent) * (width - 1)
-                p_src = p_row0[..., None] + p_ids + (p_ids >= pos[..., None]).long()
-                carried = pairs.index_select(0, p_src.flatten()).view(n_seq, beams, width - 2)
+                p_src = p_ids + (p_ids >= pos[..., None]).long()  # (N, K, Lt-2)
+                carried = pair_scores.gather(1, parent[..., None].expand(-1, -1, width - 1))
+                carried = carried.gather(2, p_src)  # (N, K, Lt-2)
                 fresh = self.child_scorer.pair_scores(
                     torch.stack([near_vec[:, :, 0], parents], dim=2),
                     torch.stack([parents, near_vec[:, :, 3]], dim=2),
@@ -213,7 +201,7 @@ class BeamSearch(nn.Module):
                     cand_ok=cand_ok,
                     pick=pick,
                 )
-            nodes = spliced
             scores = torch.where(a, new_scores, scores)
             valid = torch.where(a, new_valid, valid)
-        return BeamState(nodes=nodes[:, :, :1], scores=scores, valid=valid)
+        roots = pool.read(ptr[:, :, :1])  # (N, K, 1, D)
+        return BeamState(nodes=roots, scores=scores, valid=valid)

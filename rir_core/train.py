@@ -690,7 +690,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     main_rank = run.env.rank == 0
-    result = run.fit(handle_signals=True)
+    try:
+        result = run.fit(handle_signals=True)
+    except KeyboardInterrupt:
+        last = run.trainer.last_path
+        kept = f"; the last checkpoint is {last}" if last else ""
+        print(f"{parser.prog}: aborted by a second Ctrl-C{kept}.", file=sys.stderr)
+        return 130
     if not main_rank:
         return 1 if result.status == "non_finite" else 0
     if result.status == "non_finite":

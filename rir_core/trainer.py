@@ -41,6 +41,7 @@ import hashlib
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,6 +461,8 @@ class Trainer:
         if self.is_main:
             meta = self._meta(dev)
             meta["ranks_in_sync"] = in_sync
+            if not in_sync:
+                warnings.warn("DDP ranks hold different weights", RuntimeWarning, stacklevel=2)
             path = save_checkpoint(self.out_dir / "last", self.module, meta, resume_state=state)
             self.last_path = path
             if self.callbacks.on_checkpoint:

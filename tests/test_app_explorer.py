@@ -170,11 +170,45 @@ def test_other_pages_run(page):
     _ok(at)
     assert at.title and at.title[0].value
     if page == "alignment":
-        # (AppTest's page switch resends the old page's widget values, so type it again; in a
-        # browser the expression carries over: see test_browser_explorer.py.)
-        _expression(at).input(CHUNKED).run()
-        _ok(at)
+        assert _expression(at).value == CHUNKED  # the settings carry over between pages
+        assert at.slider(key="settings.chunk_width").value == 4
         assert len(at.get("plotly_chart")) == 2
         assert [m.label for m in at.metric][:1] == ["Chunks C"]
     if page == "depth":
         assert len(at.get("plotly_chart")) == 1
+
+
+def test_settings_survive_a_page_without_their_widgets():
+    at = _app()
+    _expression(at).input(CHUNKED).run()
+    at.slider(key="settings.beam_size").set_value(3).run()
+    at.switch_page("pages/guide.py").run()
+    _ok(at)
+    at.switch_page("pages/explorer.py").run()
+    _ok(at)
+    assert _expression(at).value == CHUNKED
+    assert at.slider(key="settings.beam_size").value == 3
+
+
+def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatch):
+    import torch
+
+    from rir_core.checkpoint import save_checkpoint
+    from rir_core.model import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = build_model(hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8)
+    path = save_checkpoint(tmp_path / "tiny", model.eval(), metadata={"notes": "test"})
+    monkeypatch.setenv(state.MODEL_ENV, str(path))
+    at = _app()
+    _ok(at)
+    assert not at.warning
+    assert any(f"from `{path}`" in c.value for c in at.caption)
+
+    monkeypatch.setenv(state.MODEL_ENV, str(tmp_path / "missing"))
+    at = _app()
+    _ok(at)
+    assert "untrained (random weights)" in at.warning[0].value
+    assert "missing" in at.warning[0].value  # says why it fell back
+    assert _metrics(at)["Ground truth"] == "9"

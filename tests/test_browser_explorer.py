@@ -5,26 +5,52 @@ Screenshots land in tests/_artifacts/explorer-*.png.
 """
 
 import re
+from urllib.parse import quote_plus
 
 import pytest
-from browser import assert_no_exception, save_screenshot, wait_for_app_idle
+from browser import (
+    StreamlitServer,
+    assert_no_exception,
+    open_app,
+    save_screenshot,
+    wait_for_app_idle,
+)
 
 from rir_core.generate import Recipe, generate
 
 # ~100 tokens: with the default chunk width W = 30 the outer recursion has two levels.
 LONG_EXPRESSION = generate(Recipe(95, 105), 1, seed=7)[0].text
+# 16 tokens: with chunk width 4, four chunks and one alignment.
+CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
 
 
 def _shot(page, name: str) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its main area, so grow the viewport
     to the content's height first (charts re-layout on resize, hence the short wait)."""
     size = page.viewport_size
-    height = page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
-    )
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": min(max(height, 900), 8000)})
     page.wait_for_timeout(800)
     save_screenshot(page, name)
+    page.set_viewport_size(size)
+
+
+def _click_outer_figure(page, token: int, level: int) -> None:
+    """Click the outer-recursion figure (the third chart) on the node over ``token``."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 4000})  # no scrolling needed
+    page.wait_for_timeout(500)
+    chart = page.get_by_test_id("stPlotlyChart").nth(2).locator(".js-plotly-plot")
+    x, y = chart.evaluate(
+        """(el, [token, level]) => {
+            const layout = el._fullLayout, box = el.getBoundingClientRect();
+            return [box.left + layout._size.l + layout.xaxis.l2p(token),
+                    box.top + layout._size.t + layout.yaxis.l2p(level)];
+        }""",
+        [token, level],
+    )
+    page.mouse.click(x, y)
+    wait_for_app_idle(page)
     page.set_viewport_size(size)
 
 
@@ -54,6 +80,10 @@ def test_answer_levels_and_steps(app_page):
     assert_no_exception(page)
     expect(page.get_by_text(re.compile(r"Level 0 of 2"))).to_be_visible()
     _shot(page, "explorer-long-level0")
+
+    # A click on a node of the outer figure picks its chunk (token 75 is in chunk 2, [60, 90)).
+    _click_outer_figure(page, token=75, level=0)
+    expect(page.get_by_text(re.compile(r"in chunk 2 of level 0"))).to_be_visible()
 
     page.get_by_role("button", name="Next level").click()
     wait_for_app_idle(page)
@@ -92,3 +122,25 @@ def test_malformed_expression_shows_the_caret(app_page):
     expect(page.get_by_test_id("stMetric")).to_have_count(0)
     assert_no_exception(page)
     _shot(page, "explorer-malformed")
+
+
+@pytest.mark.browser
+def test_a_link_to_a_page_works_on_a_fresh_server(page, tmp_path, monkeypatch):
+    """Streamlit runs a page alone (legacy pages/ mode) until the router ran once in the server
+    process: the page must route itself (state.ensure_router), settings from the URL and all."""
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("RIR_APP_MODEL", "random-small")
+    server = StreamlitServer(log_path=tmp_path / "server.log")
+    server.start()
+    try:
+        open_app(page, server.url, f"alignment?expr={quote_plus(CHUNKED)}&w=4&k=3")
+        assert_no_exception(page)
+        expect(page.get_by_role("heading", name="Beam alignment")).to_be_visible()
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_role("link", name="Explorer")).to_be_visible()  # the router's menu
+        expect(nav.get_by_role("link", name="main")).to_have_count(0)  # not the legacy one
+        expect(page.get_by_label("ListOps expression", exact=True)).to_have_value(CHUNKED)
+        expect(page.get_by_text("Combinations K^C")).to_be_visible()
+    finally:
+        server.stop()

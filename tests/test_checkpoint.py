@@ -248,3 +248,15 @@ def test_unsavable_metadata(tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "c", _model(), {"metrics": {"dev": float("nan")}})
     with pytest.raises(CheckpointError, match="must be a string"):
         save_checkpoint(tmp_path / "c", _model(), {"notes": 3})
+
+
+def test_load_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rir_core.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "rir_ebt_grc")
+    with pytest.raises(FileNotFoundError, match="pretrained model is not there yet"):
+        pretrained.load_pretrained()
+    model = _model(4)
+    save_checkpoint(tmp_path / "rir_ebt_grc", model)
+    loaded = pretrained.load_pretrained()
+    assert not loaded.training and torch.equal(_logits(loaded), _logits(model))

@@ -67,8 +67,13 @@ def test_beam_tree_marks_gold_constituents_green(short):
     fig = F.beam_tree_figure(tree, tokens, short["gold_spans"], 0.0, "t")
     layout = F.binary_tree_layout(tree, tokens)
     inner = _trace(fig, "internal nodes")
-    colors = dict(zip([s for s, leaf in zip(layout.spans, layout.is_leaf, strict=True)
-                       if not leaf], inner.marker.color, strict=True))  # fmt: skip
+    colors = dict(
+        zip(
+            [s for s, leaf in zip(layout.spans, layout.is_leaf, strict=True) if not leaf],
+            inner.marker.color,
+            strict=True,
+        )
+    )
     assert colors[(3, 7)] == F.GOLD and colors[(0, 9)] == F.GOLD  # [MIN ...] and the root
     assert colors[(4, 6)] == F.PRIMARY
 
@@ -82,8 +87,9 @@ def test_gold_tree_labels_operators_with_values():
     assert list(inner.text) == ["MAX=9", "MIN=4"]
     assert list(inner.x) == [4.0, 4.5]  # spans [0, 9) and [3, 7)
     assert list(inner.y) == [2, 1]
-    edges = _trace(fig, "edges")
-    assert len(edges.x) == 3 * (len(leaves.x) + len(inner.x) - 1)  # one segment per child
+    edges, faint = _trace(fig, "edges"), _trace(fig, "bracket edges")
+    assert len(edges.x) + len(faint.x) == 3 * (len(leaves.x) + len(inner.x) - 1)  # per child
+    assert len(faint.x) == 3 * 4  # [MAX, ], [MIN and ] hang from their operators
 
 
 def test_trees_do_not_recurse_and_long_inputs_hide_token_labels():
@@ -149,6 +155,10 @@ def test_outer_figure_highlights_the_current_level(chunked):
     assert set(row0_at1.marker.color) == set(F.CHUNK_TONES_DIM)
     assert at0.layout.shapes[0].y0 == -0.5 and at1.layout.shapes[0].y0 == 0.5
     assert [cd[1] for cd in row0_at0.customdata] == F.chunk_of_nodes(levels[0])
+    picked = _trace(F.outer_levels_figure(levels, tokens, 0, current_chunk=2), "level 0")
+    chunks = F.chunk_of_nodes(levels[0])
+    assert [c == F.CURRENT_CHUNK for c in picked.marker.color] == [c == 2 for c in chunks]
+    assert picked.unselected.marker.opacity == 1  # a click selection does not dim the others
 
 
 # -- inner recursion --------------------------------------------------------------------------
@@ -195,9 +205,11 @@ def test_candidate_and_beam_tables(chunked):
     valid = table[table["valid"]]
     assert list(valid["score"]) == sorted(valid["score"], reverse=True)
     kept = table[table["survived"]]
-    assert sorted(kept["new beam"].dropna().astype(int)) == [
-        n for n, ch in enumerate(step["chosen"]) if ch["valid"]
-    ] or kept.empty
+    assert (
+        sorted(kept["new beam"].dropna().astype(int))
+        == [n for n, ch in enumerate(step["chosen"]) if ch["valid"]]
+        or kept.empty
+    )
     beams = F.beams_table(step, only_valid=False)
     assert list(beams["score (log p)"]) == [round(b["score"], 3) for b in step["beams"]]
 
@@ -244,6 +256,14 @@ def test_caret_lines_point_at_the_position():
 
 
 def test_model_summary():
-    summary = F.model_summary({"model_type": "rir_ebt_grc", "hidden_size": 64, "beam_size": 7,
-                               "chunk_width": 30, "use_s4d": True, "alignment": "sample"})  # fmt: skip
+    summary = F.model_summary(
+        {
+            "model_type": "rir_ebt_grc",
+            "hidden_size": 64,
+            "beam_size": 7,
+            "chunk_width": 30,
+            "use_s4d": True,
+            "alignment": "sample",
+        }
+    )
     assert summary == "D=64 · S4D on · defaults K=7, W=30, sample alignment"

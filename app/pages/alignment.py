@@ -5,12 +5,22 @@ chunk, out of K^C combinations. This page shows, per level, each chunk's beam pr
 the picks of every slot, for the alignment chosen in the sidebar.
 """
 
+import sys
+from pathlib import Path
+
+# Streamlit may run a page without the router (see state.ensure_router): find the repo root.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
 import logging
 
 import streamlit as st
 
 from app import figures as F
 from app import state
+
+state.ensure_router()
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +61,32 @@ def show() -> None:
         )
         return
     options = [lv["level"] for lv in aligned]
-    level = st.selectbox("After level", options, key="alignment.level",
-                         format_func=lambda ell: f"level {ell} "
-                         f"({len(trace['levels'][ell]['chunks'])} chunks)")  # fmt: skip
+    level = st.selectbox(
+        "After level",
+        options,
+        key="alignment.level",
+        format_func=lambda ell: f"level {ell} ({len(trace['levels'][ell]['chunks'])} chunks)",
+    )
     al = trace["levels"][level]["alignment"]
     chunks, k = len(al["chunk_probs"]), len(al["slots"])
     a, b, c = st.columns(3)
     a.metric("Chunks C", chunks)
     combos = k**chunks
     b.metric("Combinations K^C", f"{combos:,}" if combos < 10**9 else f"{float(combos):.2e}")
-    c.metric("Best combination kept", "yes" if al["best_kept"] else "no",
-             help="Whether some slot holds the best beam of every chunk.")  # fmt: skip
+    c.metric(
+        "Best combination kept",
+        "yes" if al["best_kept"] else "no",
+        help="Whether some slot holds the best beam of every chunk.",
+    )
     left, right = st.columns(2)
     with left:
         st.plotly_chart(F.alignment_probs_figure(al), key="alignment.probs")
         st.caption("Row c: softmax of chunk c's beam scores, what 'sample' draws from.")
     with right:
         st.plotly_chart(F.alignment_picks_figure(al), key="alignment.picks")
-        st.caption("Row s: the beam index taken from every chunk by slot s (its score in brackets).")
+        st.caption(
+            "Row s: the beam index taken from every chunk by slot s (its score in brackets)."
+        )
     st.markdown(
         f"Alignment used: **{trace['settings']['alignment']}** (seed {trace['settings']['seed']}). "
         "Change it in the sidebar to compare."

@@ -1,11 +1,21 @@
 """Depth bounds: how many merges must run one after another, as a function of input length."""
 
+import sys
+from pathlib import Path
+
+# Streamlit may run a page without the router (see state.ensure_router): find the repo root.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
 import streamlit as st
 
 from app import figures as F
 from app import state
 from rir_core.balanced import balanced_depth
 from rir_core.outer import depth_performed, rir_bound, schedule
+
+state.ensure_router()
 
 settings = state.sidebar_settings()
 width = settings.chunk_width

@@ -7,6 +7,14 @@ Thin by design: the model runs once per (expression, settings) inside ``state.ge
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Streamlit may run a page without the router (see state.ensure_router): find the repo root.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
 import logging
 import secrets
 
@@ -16,26 +24,26 @@ from app import figures as F
 from app import state
 
 log = logging.getLogger(__name__)
+state.ensure_router()
 ss = st.session_state
 
-# Widget keys of this page's view (the settings.* keys are shared with other pages).
+# Widget keys of this page's view (the settings.* ones are shared with other pages: app.state).
 LEVEL, CHUNK, STEP = "explorer.level", "explorer.chunk", "explorer.step"
 RANDOM_LENGTH = (5, 1000)  # the random expression's token count slider
+# Log-scores grow to -2,000 on long inputs: a fixed format keeps the sign visible.
+SCORE_COLUMN = st.column_config.NumberColumn(format="%.3f", width="medium")
 
 
 # --------------------------------------------------------------------------------------------
 # Callbacks: they run before the script, so they may set other widgets' values.
 
 
-def _reset_view() -> None:
-    ss[LEVEL], ss[CHUNK], ss[STEP] = 0, 0, 1
-
-
 def _apply_preset() -> None:
     name = ss.get("explorer.preset")
     if name:
-        ss["settings.expression"] = state.presets()[name]
-        _reset_view()
+        state.set_setting("settings.expression", state.presets()[name])
+        state.reset_view()
+        ss["explorer.preset"] = name
 
 
 def _random_expression() -> None:
@@ -43,9 +51,8 @@ def _random_expression() -> None:
 
     n = int(ss.get("explorer.random_length", 40))
     example = generate(Recipe(max(2, n - n // 10), n), 1, seed=secrets.randbelow(2**31))[0]
-    ss["settings.expression"] = example.text
-    ss["explorer.preset"] = None
-    _reset_view()
+    state.set_setting("settings.expression", example.text)
+    state.reset_view()
 
 
 def _reset_inner() -> None:
@@ -76,11 +83,25 @@ def _stepper(label: str, key: str, lo: int, hi: int, unit: str, reset=(), on_cha
     """Previous / slider / Next for one index; a single value gets no slider (it needs a range)."""
     value = _clamp(key, lo, hi)
     left, mid, right = st.columns([2, 5, 2], vertical_alignment="bottom")
-    left.button(f"Previous {unit}", key=f"{key}.prev", disabled=value <= lo, width="stretch",
-                icon=":material/chevron_left:", on_click=_move, args=(key, -1, lo, hi, reset))
-    right.button(f"Next {unit}", key=f"{key}.next", disabled=value >= hi, width="stretch",
-                 icon=":material/chevron_right:", icon_position="right", on_click=_move,
-                 args=(key, +1, lo, hi, reset))  # fmt: skip
+    left.button(
+        f"Previous {unit}",
+        key=f"{key}.prev",
+        disabled=value <= lo,
+        width="stretch",
+        icon=":material/chevron_left:",
+        on_click=_move,
+        args=(key, -1, lo, hi, reset),
+    )
+    right.button(
+        f"Next {unit}",
+        key=f"{key}.next",
+        disabled=value >= hi,
+        width="stretch",
+        icon=":material/chevron_right:",
+        icon_position="right",
+        on_click=_move,
+        args=(key, +1, lo, hi, reset),
+    )
     if hi > lo:
         mid.slider(label, lo, hi, key=key, on_change=on_change)
     else:
@@ -95,13 +116,21 @@ def _stepper(label: str, key: str, lo: int, hi: int, unit: str, reset=(), on_cha
 def expression_input() -> None:
     top, pick = st.columns([3, 1], vertical_alignment="bottom")
     state.expression_box(top)
-    pick.selectbox("Presets", list(state.presets()), index=None, key="explorer.preset",
-                   placeholder="Pick an example…", on_change=_apply_preset)  # fmt: skip
+    pick.selectbox(
+        "Presets",
+        list(state.presets()),
+        index=None,
+        key="explorer.preset",
+        placeholder="Pick an example…",
+        on_change=_apply_preset,
+    )
     length, button = st.columns([3, 1], vertical_alignment="bottom")
-    length.slider("Random expression length (tokens)", *RANDOM_LENGTH, value=40,
-                  key="explorer.random_length")  # fmt: skip
-    button.button("Random expression", key="explorer.random", on_click=_random_expression,
-                  width="stretch")  # fmt: skip
+    length.slider(
+        "Random expression length (tokens)", *RANDOM_LENGTH, value=40, key="explorer.random_length"
+    )
+    button.button(
+        "Random expression", key="explorer.random", on_click=_random_expression, width="stretch"
+    )
 
 
 def show_error(parsed: state.Parsed) -> None:
@@ -151,16 +180,26 @@ def outer_recursion(trace: dict) -> int:
     st.caption(
         "Each row is one level of the outer recursion, bottom (the tokens) to top. Every box is "
         "a node over the tokens it covers; tones and red lines mark the chunks that are reduced "
-        "independently (in parallel) by the inner beam search. Each chunk becomes one node of "
-        "the level above. Click a box to pick its level and chunk."
+        "independently (in parallel) by the inner beam search, each into one node of the level "
+        "above. The amber chunk is the one shown below: click a box to pick another."
     )
     level = _clamp(LEVEL, 0, len(levels) - 1)
+    chunk = _clamp(CHUNK, 0, len(levels[level]["chunks"]) - 1)
     st.plotly_chart(
-        F.outer_levels_figure(levels, tokens, level), key="explorer.outer_chart",
-        on_select=_on_outer_select, selection_mode="points",
-    )  # fmt: skip
-    level = _stepper("Outer level", LEVEL, 0, len(levels) - 1, "level", reset=(CHUNK, STEP),
-                     on_change=_reset_inner)  # fmt: skip
+        F.outer_levels_figure(levels, tokens, level, chunk),
+        key="explorer.outer_chart",
+        on_select=_on_outer_select,
+        selection_mode="points",
+    )
+    level = _stepper(
+        "Outer level",
+        LEVEL,
+        0,
+        len(levels) - 1,
+        "level",
+        reset=(CHUNK, STEP),
+        on_change=_reset_inner,
+    )
     lv = levels[level]
     width = trace["settings"]["chunk_width"]
     why = (
@@ -183,9 +222,13 @@ def inner_recursion(trace: dict, level: int) -> None:
         return
     n_chunks = len(lv["chunks"])
     chunk = _clamp(CHUNK, 0, n_chunks - 1)
-    st.selectbox("Chunk", list(range(n_chunks)), key=CHUNK,
-                 format_func=lambda c: F.chunk_label(lv, c),
-                 on_change=lambda: ss.__setitem__(STEP, 1))  # fmt: skip
+    st.selectbox(
+        "Chunk",
+        list(range(n_chunks)),
+        key=CHUNK,
+        format_func=lambda c: F.chunk_label(lv, c),
+        on_change=lambda: ss.__setitem__(STEP, 1),
+    )
     detail = lv["chunk_details"][chunk]
     steps = detail["steps"]
     if not steps:
@@ -197,11 +240,15 @@ def inner_recursion(trace: dict, level: int) -> None:
         f"**Merge step {s} of {len(steps)}** in chunk {chunk} of level {level} "
         f"(tokens [{detail['span'][0]}, {detail['span'][1]}))."
     )
-    show_all = st.toggle("Show inactive beams", key="explorer.show_invalid",
-                         help="At the start only beam 0 is alive; the others are placeholders "
-                         "that the search has not filled yet.")  # fmt: skip
-    st.plotly_chart(F.beam_rows_figure(step, tokens, detail["span"], not show_all),
-                    key="explorer.beams")  # fmt: skip
+    show_all = st.toggle(
+        "Show inactive beams",
+        key="explorer.show_invalid",
+        help="At the start only beam 0 is alive; the others are placeholders "
+        "that the search has not filled yet.",
+    )
+    st.plotly_chart(
+        F.beam_rows_figure(step, tokens, detail["span"], not show_all), key="explorer.beams"
+    )
     st.caption(
         "One row per beam (a partial tree): its current nodes over the tokens, with the "
         "beam's accumulated log-probability. Orange pairs are the merges kept at this step; "
@@ -216,10 +263,19 @@ def inner_recursion(trace: dict, level: int) -> None:
     left, right = st.columns([2, 3])
     with left:
         st.markdown("**Beams at this step**")
-        st.dataframe(F.beams_table(step, not show_all), hide_index=True)
+        st.dataframe(
+            F.beams_table(step, not show_all),
+            hide_index=True,
+            column_config={"score (log p)": SCORE_COLUMN},
+        )
     with right:
         st.markdown("**Candidates and pruning**")
-        st.dataframe(F.candidates_table(step, not show_all), hide_index=True, height=280)
+        st.dataframe(
+            F.candidates_table(step, not show_all),
+            hide_index=True,
+            height=280,
+            column_config={"score": SCORE_COLUMN},
+        )
     st.caption("Candidate score = beam score + log p(pair). 'survived' = among the K best.")
 
 
@@ -247,15 +303,24 @@ def final_beams(trace: dict) -> None:
     best = max(valid, key=lambda k: beams[k]["weight"])
     if ss.get("explorer.final_beam") not in valid:  # e.g. after K got smaller
         ss.pop("explorer.final_beam", None)
-    k = st.selectbox("Beam to draw", valid, index=valid.index(best), key="explorer.final_beam",
-                     format_func=lambda k: f"beam {k}")  # fmt: skip
+    k = st.selectbox(
+        "Beam to draw",
+        valid,
+        index=valid.index(best),
+        key="explorer.final_beam",
+        format_func=lambda k: f"beam {k}",
+    )
     b = beams[k]
     st.plotly_chart(
-        F.beam_tree_figure(b["tree"], trace["tokens"], trace["gold_spans"], b["score"],
-                           f"Beam {k}: weight {b['weight']:.3f}, gold recall "
-                           f"{b['gold_recall']:.2f}"),
+        F.beam_tree_figure(
+            b["tree"],
+            trace["tokens"],
+            trace["gold_spans"],
+            b["score"],
+            f"Beam {k}: weight {b['weight']:.3f}, gold recall {b['gold_recall']:.2f}",
+        ),
         key="explorer.final_tree",
-    )  # fmt: skip
+    )
 
 
 def depth(trace: dict) -> None:

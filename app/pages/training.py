@@ -1,6 +1,18 @@
 """Training: a placeholder until the training run and its logs ship with the model."""
 
+import sys
+from pathlib import Path
+
+# Streamlit may run a page without the router (see state.ensure_router): find the repo root.
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
 import streamlit as st
+
+from app import state
+
+state.ensure_router()
 
 st.title("Training")
 st.info(
