@@ -95,7 +95,7 @@ class BeamSearch(nn.Module):
         # The pool holds the initial nodes, then K new parents per sequence and step.
         n_init = n_seq * beams * max_len
         pool = NodePool(n_init + n_seq * beams * max(max_len - 1, 0), d, nodes)
-        pool.write(torch.arange(n_init, device=device), nodes.reshape(n_init, d))
+        token = pool.write(torch.arange(n_init, device=device), nodes.reshape(n_init, d), None)
         ptr = torch.arange(n_init, device=device).view(n_seq, beams, max_len)  # (N, K, Lt)
         pair_scores = None
         if not self.parent_scoring:
@@ -109,7 +109,7 @@ class BeamSearch(nn.Module):
 
             # 1. Score every adjacent pair of every beam.
             if self.parent_scoring:
-                row_vecs = pool.read(ptr)  # (N, K, Lt, D)
+                row_vecs = pool.read(ptr, token)  # (N, K, Lt, D)
                 parents_all = self.cell(row_vecs[:, :, :-1], row_vecs[:, :, 1:])  # (N, K, Lt-1, D)
                 raw = self.parent_scorer(parents_all)  # (N, K, Lt-1)
             else:
@@ -160,11 +160,11 @@ class BeamSearch(nn.Module):
             j = pos.clamp(max=width - 2)
             offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
             near = row.gather(2, (j[..., None] + offs).clamp(0, width - 1))  # (N, K, 4)
-            near_vec = pool.read(near)  # (N, K, 4, D)
+            near_vec = pool.read(near, token)  # (N, K, 4, D)
             # (BT-GRC recomputes the kept parents: the same function of the same children.)
             parents = self.cell(near_vec[:, :, 1], near_vec[:, :, 2])  # (N, K, D)
             new_rows = n_init + t * n_seq * beams + seq_ids[:, None] * beams + beam_ids  # (N, K)
-            pool.write(new_rows.flatten(), parents.reshape(-1, d))
+            token = pool.write(new_rows.flatten(), parents.reshape(-1, d), token)
             out_ids = pos_ids[None, None, :]  # (1, 1, Lt-1) new positions
             src = out_ids + (out_ids > pos[..., None]).long()  # (N, K, Lt-1)
             ptr = torch.where(out_ids == pos[..., None], new_rows[..., None], row.gather(2, src))
@@ -203,5 +203,5 @@ class BeamSearch(nn.Module):
                 )
             scores = torch.where(a, new_scores, scores)
             valid = torch.where(a, new_valid, valid)
-        roots = pool.read(ptr[:, :, :1])  # (N, K, 1, D)
+        roots = pool.read(ptr[:, :, :1], token)  # (N, K, 1, D)
         return BeamState(nodes=roots, scores=scores, valid=valid)

@@ -10,6 +10,10 @@ Autograd through in-place writes is arranged with two small functions that share
 gradient buffer. Each write returns a scalar "token" that the next reads and writes consume, so
 the backward pass processes a write only after every later read (which accumulated its rows'
 gradients into the buffer) — the ordering autograd's topological sort guarantees.
+
+The token lives with the caller, never on the pool: the autograd graph holds the pool, so a pool
+that held the graph's tokens would make a reference cycle, and every batch's pool (and graph)
+would wait for Python's cycle collector instead of being freed at once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ class NodePool:
     def __init__(self, rows: int, d: int, like: torch.Tensor) -> None:
         self.data = like.new_empty(rows, d)
         self.grad: torch.Tensor | None = None
-        self.token: torch.Tensor | None = None  # last write's token (None without autograd)
         self.tracking = torch.is_grad_enabled()
 
     def grad_buffer(self) -> torch.Tensor:
@@ -31,19 +34,23 @@ class NodePool:
             self.grad = torch.zeros_like(self.data)
         return self.grad
 
-    def write(self, rows: torch.Tensor, x: torch.Tensor) -> None:
-        """``pool[rows] = x`` with ``rows (R,)``, ``x (R, D)``."""
-        if self.tracking and x.requires_grad:
-            token = self.token if self.token is not None else x.new_zeros(())
-            self.token = _PoolWrite.apply(x, token, self, rows)
-        else:
-            self.data.index_copy_(0, rows, x.detach().to(self.data.dtype))
+    def write(self, rows: torch.Tensor, x: torch.Tensor,
+              token: torch.Tensor | None) -> torch.Tensor | None:
+        """``pool[rows] = x`` with ``rows (R,)``, ``x (R, D)``; returns the new token.
 
-    def read(self, rows: torch.Tensor) -> torch.Tensor:
+        ``token`` is the previous write's token (None before the first write or without
+        autograd); pass the returned one to every later read and write.
+        """
+        if self.tracking and x.requires_grad:
+            return _PoolWrite.apply(x, token if token is not None else x.new_zeros(()), self, rows)
+        self.data.index_copy_(0, rows, x.detach().to(self.data.dtype))
+        return token
+
+    def read(self, rows: torch.Tensor, token: torch.Tensor | None) -> torch.Tensor:
         """``pool[rows]`` as a new tensor ``(*rows.shape, D)``."""
         flat = rows.reshape(-1)
-        if self.tracking and self.token is not None:
-            out = _PoolRead.apply(self.token, self, flat)
+        if self.tracking and token is not None:
+            out = _PoolRead.apply(token, self, flat)
         else:
             out = self.data.index_select(0, flat)
         return out.view(*rows.shape, self.data.shape[1])

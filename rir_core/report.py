@@ -1,0 +1,133 @@
+"""Figures for the model card: ``python -m rir_core.report --run DIR [--eval EVAL.json] --out DIR``.
+
+* ``training_curve.png``: training loss and accuracy (smoothed over steps) and dev accuracy, from
+  the run's ``log.jsonl``;
+* ``accuracy_vs_length.png``: accuracy per length bucket over the standard suite, from the JSON
+  written by ``python -m rir_core.evaluate --splits standard --json EVAL.json``.
+
+The figures are made with matplotlib (Agg), so no display is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Step and eval events of a run log (later lines win after a resume)."""
+    steps: dict[int, dict[str, Any]] = {}
+    evals: dict[int, dict[str, Any]] = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if event.get("event") == "step":
+                steps[int(event["step"])] = event
+            elif event.get("event") == "eval":
+                evals[int(event["step"])] = event
+    return [steps[k] for k in sorted(steps)], [evals[k] for k in sorted(evals)]
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def training_curve(run: Path, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, evals = read_log(run / "log.jsonl")
+    if not steps:
+        raise ValueError(f"{run / 'log.jsonl'} has no training steps.")
+    x = [s["step"] for s in steps]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(x, _smooth([s["loss"] for s in steps], 50), color="#1f77b4")
+    ax1.set_xlabel("step (batch of 128)")
+    ax1.set_ylabel("training loss (moving average of 50 steps)")
+    ax1.grid(alpha=0.3)
+    ax2.plot(x, _smooth([s["accuracy"] for s in steps], 50), label="train (moving average)",
+             color="#aec7e8")
+    if evals:
+        ax2.plot([e["step"] for e in evals], [e["dev_accuracy"] for e in evals], "o-",
+                 label="dev", color="#d62728")
+    ax2.set_xlabel("step (batch of 128)")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1)
+    ax2.legend(loc="lower right")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"Training of {run.name}")
+    fig.tight_layout()
+    path = out / "training_curve.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_length(eval_json: Path, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(eval_json.read_text())
+    splits = data.get("splits")
+    if not splits:
+        raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, res in splits.items():
+        buckets = res.get("buckets", {})
+        pts = []
+        for bucket, b in buckets.items():
+            lo, hi = (int(v) for v in bucket.split("-"))
+            if b["n"] >= 10:
+                pts.append(((lo + hi) / 2, b["accuracy"]))
+        if pts:
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name, markersize=4)
+    ax.axvline(100, color="grey", linestyle=":", label="longest training length")
+    ax.set_xlabel("expression length (tokens; bucket centre)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path = out / "accuracy_vs_length.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rir_core.report", description=__doc__)
+    parser.add_argument("--run", required=True, help="a training run directory (with log.jsonl)")
+    parser.add_argument("--eval", help="JSON from `python -m rir_core.evaluate --splits ...`")
+    parser.add_argument("--out", required=True, help="folder for the PNG files")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        print(training_curve(Path(args.run), out))
+        if args.eval:
+            print(accuracy_vs_length(Path(args.eval), out))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
