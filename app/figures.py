@@ -20,8 +20,13 @@ import plotly.graph_objects as go
 
 from rir_core.listops import Digit, Expr, Op, apply_operator
 
-# Beyond this many tokens the token strings leave the x axis (they stay in the hover).
-TOKEN_LABEL_LIMIT = 150
+# Beyond this many tokens the token strings leave the x axis (they stay in the hover): the
+# browser measures every tick label, ~3 ms each (100 labels made a figure 6x slower to draw).
+TOKEN_LABEL_LIMIT = 40
+# Trees with more nodes than this are drawn compact by default: small subtrees collapsed.
+TREE_NODE_BUDGET = 500
+# A level with more nodes than this is drawn as one box per chunk (a level summary).
+LEVEL_NODE_LIMIT = 300
 # Node labels written on tree markers only for small trees; larger ones use the hover.
 NODE_TEXT_LIMIT = 40
 # How many tokens a hover text quotes from a span before eliding the middle.
@@ -60,13 +65,13 @@ def _token_axis(fig: go.Figure, tokens: list[str], lo: int = 0, hi: int | None =
     """Token positions on x: the tokens as tick labels when few enough, else plain numbers."""
     hi = len(tokens) if hi is None else hi
     if hi - lo <= TOKEN_LABEL_LIMIT:
-        few = hi - lo <= 60
+        few = hi - lo <= 20
         fig.update_xaxes(
             tickmode="array",
             tickvals=list(range(lo, hi)),
             ticktext=tokens[lo:hi],
             tickangle=0 if few else -90,
-            tickfont={"family": FONT, "size": 11 if few else 8},
+            tickfont={"family": FONT, "size": 11 if few else 9},
         )
     else:
         fig.update_xaxes(title_text="token position (hover for tokens)")
@@ -123,6 +128,7 @@ class TreeLayout:
     is_leaf: list[bool] = field(default_factory=list)
     parent: list[int] = field(default_factory=list)  # -1 for the root
     bracket: set[int] = field(default_factory=set)  # leaves that are an operator's [OP or ]
+    collapsed: set[int] = field(default_factory=set)  # nodes standing for a hidden subtree
 
     def __len__(self) -> int:
         return len(self.x)
@@ -202,6 +208,54 @@ def gold_tree_layout(expr: Expr, tokens: list[str]) -> TreeLayout:
     return layout
 
 
+def compact_layout(layout: TreeLayout, min_span: int) -> TreeLayout:
+    """The layout with every subtree narrower than ``min_span`` tokens (whose parent is not)
+    collapsed into its root: a node in ``collapsed``, drawn as a triangle over its span.
+
+    Leaves stay leaves; ``min_span <= 2`` hides nothing. Node order stays pre-order.
+    """
+    width = [b - a for a, b in layout.spans]
+    keep: list[int] = []  # old index of every drawn node
+    new_id: dict[int, int] = {}
+    out = TreeLayout()
+    for i, p in enumerate(layout.parent):
+        if p >= 0 and (p not in new_id or new_id[p] in out.collapsed):
+            continue  # inside a collapsed subtree (pre-order: parents come first)
+        new_id[i] = len(keep)
+        keep.append(i)
+        out.x.append(layout.x[i])
+        out.y.append(layout.y[i])
+        out.spans.append(layout.spans[i])
+        out.labels.append(layout.labels[i])
+        out.is_leaf.append(layout.is_leaf[i])
+        out.parent.append(new_id[p] if p >= 0 else -1)
+        if i in layout.bracket:
+            out.bracket.add(new_id[i])
+        if not layout.is_leaf[i] and width[i] < min_span:
+            out.collapsed.add(new_id[i])
+    return out
+
+
+def auto_min_span(layout: TreeLayout, budget: int = TREE_NODE_BUDGET) -> int:
+    """The smallest collapse width (1, 2, 3, 4, 6, 8, 12, ...) that draws at most ``budget``
+    nodes; 1 (everything) when the tree is small enough already."""
+    if len(layout) <= budget:
+        return 1
+    widths = [b - a for a, b in layout.spans]
+    candidates = [3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
+    for w in candidates:
+        # A node is drawn when its parent is drawn and at least w tokens wide.
+        drawn = 0
+        wide = [False] * len(layout)
+        for i, p in enumerate(layout.parent):
+            if p < 0 or wide[p]:
+                drawn += 1
+                wide[i] = widths[i] >= w and not layout.is_leaf[i]
+        if drawn <= budget:
+            return w
+    return candidates[-1]
+
+
 def tree_figure(
     layout: TreeLayout,
     tokens: list[str],
@@ -211,7 +265,9 @@ def tree_figure(
 ) -> go.Figure:
     """Edges (traces ``edges`` and, fainter, ``bracket edges`` from an operator to its own
     ``[OP`` and ``]`` tokens), then one marker per node: traces ``leaves`` (y = 0) and
-    ``internal nodes``.
+    ``internal nodes`` (one trace, colours per point). A compact layout (see
+    :func:`compact_layout`) adds the trace ``collapsed subtrees``: a triangle from each collapsed
+    node down to its span on the token axis; the node itself is a triangle marker.
 
     ``node_colors`` (one per node) colours the internal markers; ``extra_hover`` (one per node)
     is appended to each hover text.
@@ -224,7 +280,8 @@ def tree_figure(
             ex += [layout.x[i], layout.x[p], None]
             ey += [layout.y[i], layout.y[p], None]
     hover = [
-        f"{layout.labels[i] or 'node'} · span [{a}, {b}) · {b - a} token(s)<br>"
+        ("collapsed subtree · " if i in layout.collapsed else "")
+        + f"{layout.labels[i] or 'node'} · span [{a}, {b}) · {b - a} token(s)<br>"
         + span_text(tokens, (a, b))
         + (f"<br>{extra_hover[i]}" if extra_hover and extra_hover[i] else "")
         for i, (a, b) in enumerate(layout.spans)
@@ -243,6 +300,25 @@ def tree_figure(
                 name=name,
                 hoverinfo="skip",
                 line={"color": FAINT_EDGE if faint else EDGE, "width": 1},
+            )
+        )
+    if layout.collapsed:
+        tx: list[float | None] = []
+        ty: list[float | None] = []
+        for i in sorted(layout.collapsed):
+            a, b = layout.spans[i]
+            tx += [a - 0.45, layout.x[i], b - 0.55, a - 0.45, None]
+            ty += [0, layout.y[i], 0, 0, None]
+        fig.add_trace(
+            go.Scatter(
+                x=tx,
+                y=ty,
+                mode="lines",
+                name="collapsed subtrees",
+                fill="toself",
+                fillcolor="rgba(47, 111, 159, 0.10)",
+                hoverinfo="skip",
+                line={"color": FAINT_EDGE, "width": 1},
             )
         )
     fig.add_trace(
@@ -266,8 +342,13 @@ def tree_figure(
             textposition="top center",
             textfont={"family": FONT, "size": 10},
             marker={
-                "size": 9 if n <= TOKEN_LABEL_LIMIT else 5,
+                "size": 9 if n <= TOKEN_LABEL_LIMIT else 6,
                 "color": [colors[i] for i in inner],
+                "symbol": (
+                    ["triangle-up" if i in layout.collapsed else "circle" for i in inner]
+                    if layout.collapsed
+                    else "circle"
+                ),
             },
             hovertext=[hover[i] for i in inner],
             hoverinfo="text",
@@ -285,24 +366,43 @@ def tree_figure(
     return fig
 
 
-def gold_tree_figure(expr: Expr, tokens: list[str]) -> go.Figure:
-    """The parser's tree of the expression: operators (labelled ``OP=value``) over tokens."""
-    layout = gold_tree_layout(expr, tokens)
-    return tree_figure(layout, tokens, "Gold tree (from the parser)", [GOLD] * len(layout))
+def _compact(layout: TreeLayout, min_span: int | None) -> tuple[TreeLayout, str]:
+    """``layout`` collapsed at ``min_span`` tokens (None: :func:`auto_min_span`), and a title
+    suffix saying so."""
+    w = auto_min_span(layout) if min_span is None else int(min_span)
+    if w <= 2:
+        return layout, ""
+    return compact_layout(layout, w), f" · subtrees under {w} tokens collapsed"
+
+
+def gold_tree_figure(expr: Expr, tokens: list[str], min_span: int | None = 1) -> go.Figure:
+    """The parser's tree of the expression: operators (labelled ``OP=value``) over tokens.
+
+    ``min_span``: collapse subtrees narrower than this many tokens (None: as needed to draw at
+    most :data:`TREE_NODE_BUDGET` nodes; 1: draw every node).
+    """
+    layout, note = _compact(gold_tree_layout(expr, tokens), min_span)
+    return tree_figure(layout, tokens, "Gold tree (from the parser)" + note, [GOLD] * len(layout))
 
 
 def beam_tree_figure(
-    tree: Any, tokens: list[str], gold_spans: list[list[int]], score: float, title: str
+    tree: Any,
+    tokens: list[str],
+    gold_spans: list[list[int]],
+    score: float,
+    title: str,
+    min_span: int | None = 1,
 ) -> go.Figure:
-    """A model beam's binary tree; internal nodes whose span is a gold constituent are green."""
-    layout = binary_tree_layout(tree, tokens)
+    """A model beam's binary tree; internal nodes whose span is a gold constituent are green.
+    ``min_span`` as in :func:`gold_tree_figure`."""
+    layout, note = _compact(binary_tree_layout(tree, tokens), min_span)
     gold = {tuple(s) for s in gold_spans}
     colors = [GOLD if tuple(s) in gold else PRIMARY for s in layout.spans]
     hover = [
         f"beam score {score:.3f}" + (" · gold constituent" if tuple(s) in gold else "")
         for s in layout.spans
     ]
-    return tree_figure(layout, tokens, title, colors, hover)
+    return tree_figure(layout, tokens, title + note, colors, hover)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,6 +453,8 @@ def outer_levels_figure(
 
     Traces: one bar trace ``level L`` per level (customdata ``[level, chunk]`` per node), then
     ``chunk boundaries`` (vertical segments at ``x = first - 0.5`` of every chunk but the first).
+    A level with more than :data:`LEVEL_NODE_LIMIT` nodes is summarised: one box per chunk
+    (hover: its node count) instead of one per node.
     """
     n = len(tokens)
     fig = go.Figure()
@@ -364,6 +466,19 @@ def outer_levels_figure(
         tones = CHUNK_TONES if ell == current_level else CHUNK_TONES_DIM
         picked = current_chunk if ell == current_level else None
         nodes = lv["nodes"]
+        if len(nodes) > LEVEL_NODE_LIMIT:  # a level summary: one box per chunk
+            counts = [chunk.count(c) for c in range(len(lv["chunks"]))]
+            nodes, chunk = lv["chunks"], list(range(len(lv["chunks"])))
+            hover = [
+                f"level {ell} · chunk {c}: {counts[c]} nodes over tokens [{a}, {b})<br>"
+                f"{span_text(tokens, (a, b))}"
+                for c, (a, b) in enumerate(nodes)
+            ]
+        else:
+            hover = [
+                f"level {ell} · chunk {c} · node [{a}, {b})<br>{span_text(tokens, (a, b))}"
+                for c, (a, b) in zip(chunk, nodes, strict=True)
+            ]
         fig.add_trace(
             go.Bar(
                 orientation="h",
@@ -374,15 +489,12 @@ def outer_levels_figure(
                 name=f"level {ell}",
                 marker={
                     "color": [CURRENT_CHUNK if c == picked else tones[c % 2] for c in chunk],
-                    "line": {"color": "white", "width": 1 if len(nodes) <= 300 else 0},
+                    "line": {"color": "white", "width": 1 if len(nodes) <= 120 else 0},
                 },
                 selected=NO_SELECTION_STYLE,
                 unselected=NO_SELECTION_STYLE,
                 customdata=[[ell, c] for c in chunk],
-                hovertext=[
-                    f"level {ell} · chunk {c} · node [{a}, {b})<br>{span_text(tokens, (a, b))}"
-                    for c, (a, b) in zip(chunk, nodes, strict=True)
-                ],
+                hovertext=hover,
                 hoverinfo="text",
             )
         )
@@ -421,6 +533,28 @@ def outer_levels_figure(
         showgrid=False,
     )
     return fig
+
+
+def levels_table(levels: list[dict[str, Any]], width: int | None) -> pd.DataFrame:
+    """One row per outer level: nodes, chunks, the widest chunk, merge steps (the widest chunk
+    minus one: chunks of a level run in parallel) and, after chunked levels, whether the
+    alignment kept the best combination."""
+    rows = []
+    for lv in levels:
+        sizes = [d["nodes"] for d in lv["chunk_details"]] or [len(lv["nodes"])]
+        al = lv.get("alignment")
+        rows.append(
+            {
+                "level": lv["level"],
+                "nodes": len(lv["nodes"]),
+                "chunks": len(lv["chunks"]),
+                "widest chunk": max(sizes),
+                "merge steps": lv["inner_steps"],
+                "chunked (n ≥ 1.5·W)": bool(width) and 2 * len(lv["nodes"]) >= 3 * width,
+                "best combination kept": None if al is None else bool(al["best_kept"]),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def chunk_label(level: dict[str, Any], c: int) -> str:

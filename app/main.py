@@ -1,7 +1,8 @@
 """RIR Explorer: the Streamlit entry point (`streamlit run app/main.py` from the repo root).
 
 Only a router: it sets the page up, restores the shared settings (from the URL on a session's
-first run) and hands over to the chosen page in ``app/pages/``.
+first run), draws the model picker that every page shares and hands over to the chosen page in
+``app/pages/``.
 """
 
 import sys
@@ -15,11 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from app import state  # noqa: E402  (needs the path above)
+from app import state, teacher  # noqa: E402  (needs the path above)
 
 st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
 
 state.init_session()
+teacher.apply()  # ?teacher=1 (projector mode) and ?lesson=ID links
+state.model_picker()  # in the sidebar of every page: which model the pages run
 
 PAGES = [
     st.Page("pages/explorer.py", title="Explorer", icon=":material/account_tree:", default=True),

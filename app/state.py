@@ -14,13 +14,18 @@ a path             a checkpoint directory, loaded with ``rir_core.checkpoint.loa
 The settings live in one plain dict in ``st.session_state`` (see :func:`init_session`), so
 every page shares them; the widgets named ``settings.*`` show and edit it. A link carries the
 expression and settings as query parameters (see :data:`QUERY_KEYS`).
+
+The model picker in the sidebar (:func:`model_picker`, drawn by the router for every page) lets
+a session use another model than that default: a run of the Training page (or of the command
+line) in ``runs/`` or an uploaded checkpoint (see ``app/model_store.py``). The choice is a key,
+kept in the session and in the URL (``model=run:<id>``), never a path.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import streamlit as st
@@ -31,8 +36,10 @@ from rir_core.listops import DEFAULT_MAX_TOKENS, ListOpsSyntaxError, parse, to_t
 
 log = logging.getLogger(__name__)
 
-# The app shares its 2 CPU cores with whatever else runs on the machine.
-TORCH_THREADS = 2
+# One thread: the model's tensors are small (D <= 128), so a second thread gains little, and on a
+# busy 2-core machine two threads wait on each other (a 1,000-token trace took 5-8 s with two,
+# 0.7 s with one, next to a training run).
+TORCH_THREADS = 1
 torch.set_num_threads(TORCH_THREADS)
 
 MODEL_ENV = "RIR_APP_MODEL"
@@ -55,6 +62,8 @@ QUERY_KEYS = {
     "explorer.step": "step",
 }
 SETTING_KEYS = [k for k in QUERY_KEYS if k.startswith("settings.")]
+# Teacher mode (app/teacher.py): on from ?teacher=1; the links the pages write keep it.
+TEACHER_FLAG = "teacher.on"
 
 # Counts model runs of the trace cache (tests check that stepping never runs the model).
 TRACE_RUNS = {"count": 0}
@@ -158,22 +167,134 @@ def load_model(spec: str) -> LoadedModel:
         return loaded
 
 
-def current_model() -> LoadedModel:
+def default_model() -> LoadedModel:
+    """The server's model (``RIR_APP_MODEL``), used unless the session picked another."""
     return load_model(os.environ.get(MODEL_ENV, "").strip() or "auto")
+
+
+def current_model() -> LoadedModel:
+    """The model this session uses: the one picked in the sidebar, else the default."""
+    key = chosen_model_key()
+    if key:
+        picked = _picked_model(key)
+        if picked is not None:
+            return picked
+        st.session_state[MODEL_STORE] = ""  # that run or upload is gone
+    return default_model()
+
+
+# --------------------------------------------------------------------------------------------
+# The model picker: the default model, the runs in runs/, uploaded checkpoints
+
+MODEL_STORE = "rir.model"  # the picked model's key (see app/model_store.py); "" = the default
+MODEL_PARAM = "model"  # its query parameter
+MODEL_APPLIED = "rir.model.applied"  # the model whose defaults the settings were last set from
+MODEL_OPTIONS_TTL_S = 3  # how often the picker looks for new runs and uploads
+
+
+def chosen_model_key() -> str:
+    return str(st.session_state.get(MODEL_STORE) or "")
+
+
+def set_model(key: str) -> None:
+    """Use the model ``key`` (``run:<id>``, ``upload:<name>``, "" for the default)."""
+    st.session_state[MODEL_STORE] = key
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def load_picked_model(path: str, stamp: int) -> LoadedModel:
+    """A checkpoint from the picker, once per server; ``stamp`` (the sidecar's modification
+    time) makes a checkpoint rewritten by a running job load again."""
+    try:
+        return _checkpoint_model(path)
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError is a ValueError
+        log.warning("falling back to a random model: %s", exc)
+        loaded = _random_model(small=False)
+        loaded.note = str(exc)
+        return loaded
+
+
+def _picked_model(key: str) -> LoadedModel | None:
+    from app import model_store
+
+    try:
+        path = model_store.resolve(key)
+        stamp = (path / model_store.SIDECAR).stat().st_mtime_ns
+    except (KeyError, OSError):
+        return None
+    return load_picked_model(str(path), stamp)
+
+
+def _model_from_query() -> str:
+    from app import model_store
+
+    key = st.query_params.get(MODEL_PARAM, "")
+    try:
+        model_store.resolve(key)
+    except KeyError:
+        return ""
+    return key
+
+
+@st.cache_data(ttl=MODEL_OPTIONS_TTL_S, show_spinner=False)
+def _model_options(runs: str, default_label: str) -> dict[str, str]:
+    from pathlib import Path
+
+    from app import model_store
+
+    return {o.key: o.label for o in model_store.options(default_label, Path(runs))}
+
+
+def _store_model() -> None:
+    st.session_state[MODEL_STORE] = st.session_state["model.choice"]
+
+
+def model_picker() -> None:
+    """The sidebar's "Model" box: the default model, the runs and the uploaded checkpoints."""
+    from app.jobs import runs_dir
+
+    default = default_model()
+    label = f"Default: {default.name}" + ("" if default.trained else " (untrained)")
+    choices = _model_options(str(runs_dir()), label)
+    key = chosen_model_key()
+    if st.session_state.get(MODEL_APPLIED) != key:  # another model: take its K, W, alignment
+        defaults = _defaults()
+        for name in ("settings.beam_size", "settings.chunk_width", "settings.alignment"):
+            st.session_state[STORE][name] = defaults[name]
+        st.session_state[MODEL_APPLIED] = key
+    if key not in choices:  # picked moments ago (the list is cached for a few seconds)
+        choices = {**choices, key: key.replace(":", " ", 1).capitalize()}
+    st.session_state["model.choice"] = key
+    st.sidebar.selectbox(
+        "Model",
+        list(choices),
+        format_func=choices.get,
+        key="model.choice",
+        on_change=_store_model,
+        help="Which trained network every page runs: the default one, a run of the Training "
+        "page (in runs/) or a checkpoint uploaded there.",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Traces
 
 
-@st.cache_data(max_entries=24, show_spinner="Running the model on this expression…")
+# A 1,000-token trace is ~30 MB of Python objects: keep a dozen.
+TRACE_CACHE_ENTRIES = 12
+
+
+@st.cache_resource(max_entries=TRACE_CACHE_ENTRIES, show_spinner="Running the model…")
 def get_trace(
     model_id: str, expression: str, seed: int, beam_size: int, chunk_width: int, alignment: str
 ) -> dict[str, Any]:
-    """``Trace.to_dict()`` of one canonical expression under the given settings.
+    """The trace (``Trace.to_dict()``'s keys and values) of one canonical expression.
 
     Keyed by (model id, expression, seed, K, W, alignment): stepping through a trace only reads
-    this cached value and never runs the model again.
+    this cached value and never runs the model again. A resource cache, not ``cache_data``:
+    every caller shares one object, READ-ONLY, instead of unpickling a copy (0.4 s for 1,000
+    tokens), and the dict is taken from the fresh trace's fields without ``to_dict``'s deep
+    copy (1.3 s for 1,000 tokens).
     """
     loaded = current_model()
     if loaded.model_id != model_id:  # the environment changed under a running server
@@ -187,15 +308,14 @@ def get_trace(
             beam_size=beam_size,
             chunk_width=chunk_width,
         )
-    return trace.to_dict()
+    return {f.name: getattr(trace, f.name) for f in fields(trace)}
 
 
 def trace_for(loaded: LoadedModel, expression: str, settings: Settings) -> dict[str, Any]:
-    """The cached trace of ``expression`` under ``settings``.
+    """The cached trace of ``expression`` under ``settings`` (shared: never modify it).
 
-    ``st.cache_data`` hands every caller a fresh copy (an unpickle: ~0.4 s for a 1,000-token
-    trace), so the session also keeps the last trace it got: reruns that only step through
-    the view reuse that object as is.
+    The session also keeps the last trace it got, so reruns that only step through the view
+    skip even the cache's key hashing.
     """
     key = (
         loaded.model_id,
@@ -297,6 +417,8 @@ def init_session() -> None:
     session-state entries stay. Widgets are bound to the store by :func:`_bound`.
     """
     ss = st.session_state
+    if MODEL_STORE not in ss:
+        ss[MODEL_STORE] = _model_from_query()
     if STORE in ss:
         return
     defaults = _defaults()
@@ -310,6 +432,7 @@ def init_session() -> None:
         elif value is not None:  # a page's view (level, chunk, step): the page clamps it
             ss[key] = value
     ss[STORE] = store
+    ss[MODEL_APPLIED] = ss[MODEL_STORE]  # the settings above suit the model in use
 
 
 def set_setting(key: str, value: Any) -> None:
@@ -405,6 +528,10 @@ def sync_query_params(extra: dict[str, Any] | None = None) -> None:
         "w": str(s.chunk_width),
         "align": s.alignment,
     }
+    if chosen_model_key():
+        params[MODEL_PARAM] = chosen_model_key()
+    if st.session_state.get(TEACHER_FLAG):
+        params["teacher"] = "1"
     params.update({k: str(v) for k, v in (extra or {}).items()})
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)

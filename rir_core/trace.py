@@ -38,14 +38,21 @@ def tree_span(tree: Tree) -> tuple[int, int]:
 
 
 def tree_spans(tree: Tree) -> list[tuple[int, int]]:
-    """Spans of every internal node of a binary tree, post-order-free (any order)."""
+    """Spans of every internal node of a binary tree, children before parents; linear time."""
     out: list[tuple[int, int]] = []
-    stack = [tree]
+    spans: list[tuple[int, int]] = []  # spans of finished subtrees, a stack
+    stack: list[tuple[Tree, bool]] = [(tree, False)]
     while stack:
-        t = stack.pop()
-        if not isinstance(t, int):
-            out.append(tree_span(t))
-            stack.extend(t)
+        t, expanded = stack.pop()
+        if isinstance(t, int):
+            spans.append((t, t + 1))
+        elif expanded:
+            right, left = spans.pop(), spans.pop()
+            spans.append((left[0], right[1]))
+            out.append(spans[-1])
+        else:
+            stack.append((t, True))
+            stack.extend((child, False) for child in reversed(t))
     return out
 
 
@@ -93,10 +100,6 @@ class Trace:
         return cls(**d)
 
 
-def _spans(trees: list[Tree]) -> list[list[int]]:
-    return [list(tree_span(t)) for t in trees]
-
-
 class TraceRecorder:
     """Collects the outer levels, inner steps and alignments of ONE example (batch of 1)."""
 
@@ -104,11 +107,27 @@ class TraceRecorder:
 
     def __init__(self, n_tokens: int, beams: int) -> None:
         self.beams = beams
+        # Span of every subtree seen, by identity; the entry keeps the tree alive, so an id is
+        # never reused while cached. A merged node's span is its children's spans joined.
+        self._span_cache: dict[int, tuple[Tree, tuple[int, int]]] = {}
         self.node_trees: list[list[Tree]] = [list(range(n_tokens)) for _ in range(beams)]
         self.levels: list[dict[str, Any]] = []
         self.steps_run = 0
         self.final_trees: list[Tree] = []
         self._plan: LevelPlan | None = None
+
+    def _span(self, tree: Tree) -> tuple[int, int]:
+        if isinstance(tree, int):
+            return (tree, tree + 1)
+        hit = self._span_cache.get(id(tree))
+        if hit is None:
+            span = (self._span(tree[0])[0], self._span(tree[-1])[1])
+            self._span_cache[id(tree)] = (tree, span)
+            return span
+        return hit[1]
+
+    def _spans(self, trees: list[Tree]) -> list[list[int]]:
+        return [list(self._span(t)) for t in trees]
 
     # -- called by OuterRecursion -----------------------------------------------------------
     def begin_level(
@@ -123,8 +142,8 @@ class TraceRecorder:
             self.chunk_trees.append(
                 [list(self.node_trees[k][start : start + length]) for k in range(self.beams)]
             )
-            first = tree_span(self.node_trees[0][start])[0]
-            last = tree_span(self.node_trees[0][start + length - 1])[1]
+            first = self._span(self.node_trees[0][start])[0]
+            last = self._span(self.node_trees[0][start + length - 1])[1]
             chunks.append(
                 {
                     "span": [first, last],
@@ -137,7 +156,7 @@ class TraceRecorder:
         self.levels.append(
             {
                 "level": level,
-                "nodes": _spans(self.node_trees[0]),
+                "nodes": self._spans(self.node_trees[0]),
                 "chunks": [c["span"] for c in chunks],
                 "chunk_details": chunks,
                 "inner_steps": 0,
@@ -185,7 +204,7 @@ class TraceRecorder:
             for k in range(self.beams):
                 beams.append(
                     {
-                        "nodes": _spans(trees[k]),
+                        "nodes": self._spans(trees[k]),
                         "pair_probs": probs[c, k, :n_pairs].tolist(),
                         "score": self._scores[c][k],
                         "valid": bool(self._valid[c][k]),
@@ -219,7 +238,7 @@ class TraceRecorder:
                         "position": j,
                         "score": new_scores[c][k],
                         "valid": bool(new_valid[c][k]),
-                        "merged_span": list(tree_span(merged)),
+                        "merged_span": list(self._span(merged)),
                     }
                 )
             self.chunk_trees[c] = new_trees

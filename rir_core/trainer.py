@@ -630,6 +630,11 @@ class Trainer:
             batches = self.epoch_batches(self.epoch)
             if not batches:
                 raise ValueError("the training set is smaller than the number of ranks.")
+            if self.batch_in_epoch >= len(batches):
+                # A checkpoint written at the very end of an epoch: the next one starts here.
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                continue
             t_step = time.monotonic()
             metrics = self._train_step(batches[self.batch_in_epoch])
             if metrics.get("non_finite"):
@@ -664,13 +669,13 @@ class Trainer:
             )
             if self.is_main and self.callbacks.on_step:
                 self.callbacks.on_step(metrics)
-            if cfg.eval_every and self.step % cfg.eval_every == 0:
-                self._evaluate()
-            if epoch_end:
+            if epoch_end:  # roll over first, so a checkpoint saved by the evaluation resumes right
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                if not cfg.eval_every:
-                    self._evaluate()
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or (
+                epoch_end and not cfg.eval_every
+            ):
+                self._evaluate()
         if status != "non_finite":
             self._save_last()
             message = {

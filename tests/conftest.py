@@ -74,6 +74,8 @@ def streamlit_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The app under test uses a tiny random model (fast on 2 cores) unless told otherwise.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RIR_APP_MODEL", os.environ.get("RIR_APP_MODEL", "random-small"))
+        # Its model picker and training page see an empty runs folder, not the developer's.
+        env.setenv("RIR_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
         try:
             server.start()
         except RuntimeError as exc:

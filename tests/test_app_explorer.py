@@ -41,6 +41,13 @@ def _expression(at: AppTest):
     return at.text_input(key="settings.expression")
 
 
+def _final_beams_table(at: AppTest):
+    """The final beams table (one row per beam, with a weight column)."""
+    tables = [d.value for d in at.dataframe if "weight" in d.value.columns]
+    assert len(tables) == 1
+    return tables[0]
+
+
 def test_default_expression_runs():
     at = _app()
     _ok(at)
@@ -49,7 +56,7 @@ def test_default_expression_runs():
     metrics = _metrics(at)
     assert metrics["Ground truth"] == "9" and metrics["Prediction"] in list("0123456789")
     assert any("untrained (random weights)" in w.value for w in at.warning)
-    assert len(at.get("plotly_chart")) >= 6  # probabilities, gold, outer, beams, heat, tree, depth
+    assert len(at.get("plotly_chart")) == 6  # probabilities, gold, outer, beams, heat, tree
     assert at.query_params["expr"] == [state.DEFAULT_EXPRESSION] or at.query_params["expr"] == (
         state.DEFAULT_EXPRESSION
     )
@@ -118,11 +125,11 @@ def test_level_and_step_buttons_only_read_the_cached_trace():
 def test_changing_beam_size_and_alignment_updates_the_trace():
     at = _app(expr=CHUNKED, w="4")
     _ok(at)
-    assert len(at.dataframe[-1].value) == 7  # final beams table: K = 7 (the config's)
+    assert len(_final_beams_table(at)) == 7  # K = 7 (the config's)
     runs = state.TRACE_RUNS["count"]
     at.slider(key="settings.beam_size").set_value(2).run()
     _ok(at)
-    assert len(at.dataframe[-1].value) == 2
+    assert len(_final_beams_table(at)) == 2
     at.selectbox(key="settings.alignment").select("kbest").run()
     _ok(at)
     caption = "\n".join(c.value for c in at.caption)
@@ -175,7 +182,7 @@ def test_other_pages_run(page):
         assert len(at.get("plotly_chart")) == 2
         assert [m.label for m in at.metric][:1] == ["Chunks C"]
     if page == "depth":
-        assert len(at.get("plotly_chart")) == 1
+        assert len(at.get("plotly_chart")) == 2  # the curves, this expression's runs
 
 
 def test_settings_survive_a_page_without_their_widgets():
@@ -212,3 +219,40 @@ def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatc
     assert "untrained (random weights)" in at.warning[0].value
     assert "missing" in at.warning[0].value  # says why it fell back
     assert _metrics(at)["Ground truth"] == "9"
+
+
+def test_downloads_and_gold_comparison():
+    at = _app(expr=CHUNKED, w="4", k="3")
+    _ok(at)
+    buttons = {b.proto.label: b.proto for b in at.get("download_button")}
+    assert set(buttons) == {"Trace (JSON)", "DOT (Graphviz)", "GraphML"}
+    helps = [b.proto.help for b in at.get("download_button")]
+    assert sum("rir-trace-16tok-k3-w4-sample-seed0-gold.dot" in h for h in helps) == 1
+    assert all(b.proto.ignore_rerun and b.proto.deferred_file_id for b in at.get("download_button"))
+    metrics = _metrics(at)
+    found, gold = (int(x) for x in metrics["Gold operators recovered"].split(" / "))
+    assert gold == 3 and 0 <= found <= gold  # [MAX ...], [MIN 4 7 ], [SM 1 2 ]
+    assert metrics["Merges that respect the gold brackets"].endswith("%")
+    table = _final_beams_table(at)
+    best = table.loc[table["weight"].idxmax()]
+    assert round(found / gold, 3) == best["gold recall"]  # the drawn beam is the heaviest
+
+
+def test_long_inputs_draw_compact_trees_and_level_summaries():
+    from rir_core.generate import Recipe, generate
+    from rir_core.outer import schedule
+
+    text = generate(Recipe(560, 600), 1, seed=3)[0].text
+    at = _app(expr=text, k="2", w="10")
+    _ok(at)
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert sum("collapsed subtrees" in spec for spec in charts) == 2  # gold and final trees
+    summary = [d.value for d in at.dataframe if "widest chunk" in d.value.columns][0]
+    assert list(summary["level"]) == [0, 1, 2] and summary["nodes"][0] == len(text.split())
+    levels = schedule(len(text.split()), 10)  # e.g. 590 -> 59 chunks -> 6 chunks -> 1
+    assert list(summary["merge steps"]) == [max(sizes) - 1 for sizes in levels]
+    assert list(summary["chunks"]) == [len(sizes) for sizes in levels]
+    at.select_slider(key="explorer.collapse").set_value(1).run()
+    _ok(at)
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert not any("collapsed subtrees" in spec for spec in charts)

@@ -98,7 +98,7 @@ def test_answer_levels_and_steps(app_page):
     _shot(page, "explorer-long-level1-step2")
 
     # The expression and settings carry over to the Beam alignment page.
-    page.get_by_role("link", name="Beam alignment").click()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Beam alignment").click()
     wait_for_app_idle(page)
     expect(page.get_by_role("heading", name="Beam alignment")).to_be_visible()
     expect(page.get_by_label("ListOps expression", exact=True)).to_have_value(LONG_EXPRESSION)
@@ -144,3 +144,53 @@ def test_a_link_to_a_page_works_on_a_fresh_server(page, tmp_path, monkeypatch):
         expect(page.get_by_text("Combinations K^C")).to_be_visible()
     finally:
         server.stop()
+
+
+@pytest.mark.browser
+def test_downloads_trace_and_trees(app_page):
+    import json
+    from pathlib import Path
+
+    page = app_page
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Trace (JSON)").click()
+    download = info.value
+    assert download.suggested_filename == "rir-trace-9tok-k7-w30-sample-seed0.json"
+    trace = json.loads(Path(download.path()).read_text())
+    assert " ".join(trace["tokens"]) == "[MAX 2 9 [MIN 4 7 ] 0 ]" and trace["ground_truth"] == 9
+    assert {"levels", "final_beams", "depth", "probabilities"} <= set(trace)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="DOT (Graphviz)").first.click()
+    dot = Path(info.value.path()).read_text()
+    assert info.value.suggested_filename.endswith("-gold.dot") and "MAX=9" in dot
+    with page.expect_download() as info:
+        page.get_by_role("button", name="GraphML").last.click()
+    assert info.value.suggested_filename.endswith(".graphml")
+    assert "<graphml" in Path(info.value.path()).read_text()
+    assert_no_exception(page)
+
+
+@pytest.mark.browser
+def test_a_thousand_tokens_stay_usable(page, streamlit_app):
+    """Compact trees (small subtrees collapsed) and per-chunk level summaries keep it light."""
+    from playwright.sync_api import expect
+
+    text = generate(Recipe(950, 1000), 1, seed=7)[0].text
+    open_app(page, streamlit_app, f"?expr={quote_plus(text)}")
+    assert_no_exception(page)
+    expect(
+        page.get_by_text(re.compile(r"Gold tree \(from the parser\) · subtrees under"))
+    ).to_be_visible()
+    charts = page.get_by_test_id("stPlotlyChart")
+    outer = charts.nth(2).locator(".js-plotly-plot")
+    level0 = outer.evaluate("(el) => el.data.find((t) => t.name === 'level 0').x.length")
+    assert level0 == 33  # one box per chunk, not one per token
+    final = charts.nth(5).locator(".js-plotly-plot")
+    drawn = final.evaluate("(el) => el.data.find((t) => t.name === 'internal nodes').x.length")
+    assert drawn <= 500
+    page.get_by_role("button", name="Next step").click()
+    wait_for_app_idle(page)
+    expect(page.get_by_text(re.compile(r"Merge step 2 of 29"))).to_be_visible()
+    assert_no_exception(page)
+    _shot(page, "explorer-1000-tokens")

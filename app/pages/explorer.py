@@ -20,8 +20,9 @@ import secrets
 
 import streamlit as st
 
+from app import exports, state
 from app import figures as F
-from app import state
+from app import trees as T
 
 log = logging.getLogger(__name__)
 state.ensure_router()
@@ -32,6 +33,9 @@ LEVEL, CHUNK, STEP = "explorer.level", "explorer.chunk", "explorer.step"
 RANDOM_LENGTH = (5, 1000)  # the random expression's token count slider
 # Log-scores grow to -2,000 on long inputs: a fixed format keeps the sign visible.
 SCORE_COLUMN = st.column_config.NumberColumn(format="%.3f", width="medium")
+# Tree drawings: collapse subtrees under this many tokens ("auto": as needed, 1: never).
+COLLAPSE = "explorer.collapse"
+COLLAPSE_OPTIONS = ["auto", 1, 2, 4, 8, 16, 32, 64, 128]
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,14 +168,63 @@ def answer(trace: dict, loaded: state.LoadedModel) -> None:
     state.model_panel(loaded)
 
 
-def gold_tree(parsed: state.Parsed, tokens: list[str]) -> None:
+def collapse_width() -> int | None:
+    """The tree drawings' collapse width: None for "auto" (see ``figures.auto_min_span``)."""
+    value = ss.get(COLLAPSE, "auto")
+    return None if value == "auto" else int(value)
+
+
+def gold_tree(parsed: state.Parsed, tokens: list[str], trace: dict) -> None:
     st.subheader("Gold tree")
     st.caption(
         "The expression's own structure, from the parser: every operator is a node above the "
         "tokens it covers, labelled with its value. The model never sees this tree; it has to "
         "find a binary tree of its own."
     )
-    st.plotly_chart(F.gold_tree_figure(parsed.expr, tokens), key="explorer.gold")
+    if len(tokens) > F.TOKEN_LABEL_LIMIT:
+        left, right = st.columns([2, 3], vertical_alignment="center")
+        left.select_slider(
+            "Collapse subtrees under (tokens)",
+            COLLAPSE_OPTIONS,
+            value="auto",
+            key=COLLAPSE,
+            help="Long inputs: a subtree narrower than this is drawn as one triangle over its "
+            "tokens (hover it for its span). 'auto' collapses just enough to draw at most "
+            f"{F.TREE_NODE_BUDGET} nodes; 1 draws every node. Zoom in with the chart's toolbar.",
+        )
+        right.caption(
+            "Token labels are in the hover (and on the axis up to "
+            f"{F.TOKEN_LABEL_LIMIT} tokens): point at a node to read its tokens."
+        )
+    st.plotly_chart(F.gold_tree_figure(parsed.expr, tokens, collapse_width()), key="explorer.gold")
+    tree_downloads(lambda: T.gold_tree_graph(parsed.expr, tokens), "gold", trace, "gold tree")
+
+
+def tree_downloads(make_graph, key: str, trace: dict, what: str) -> None:
+    """Download buttons for one tree as Graphviz DOT and as GraphML (built on click)."""
+    stem = f"{exports.file_stem(trace)}-{key}"
+    a, b, _ = st.columns([1, 1, 3])
+    a.download_button(
+        "DOT (Graphviz)",
+        data=lambda: T.to_dot(make_graph(), f"{what}: {trace['expression'][:80]}"),
+        file_name=f"{stem}.dot",
+        mime="text/vnd.graphviz",
+        key=f"explorer.dot.{key}",
+        on_click="ignore",
+        icon=":material/download:",
+        help=f"The {what} for Graphviz: dot -Tsvg {stem}.dot > tree.svg",
+    )
+    b.download_button(
+        "GraphML",
+        data=lambda: T.to_graphml(make_graph()),
+        file_name=f"{stem}.graphml",
+        mime="application/xml",
+        key=f"explorer.graphml.{key}",
+        on_click="ignore",
+        icon=":material/download:",
+        help=f"The {what} for networkx, Gephi or yEd (node attributes: label, first, last, "
+        "height, leaf, text).",
+    )
 
 
 def outer_recursion(trace: dict) -> int:
@@ -191,6 +244,12 @@ def outer_recursion(trace: dict) -> int:
         on_select=_on_outer_select,
         selection_mode="points",
     )
+    if len(levels) > 1:
+        st.page_link(
+            "pages/alignment.py",
+            label="How the chunks' beams were combined between levels: the beam alignment page",
+            icon=":material/call_split:",
+        )
     level = _stepper(
         "Outer level",
         LEVEL,
@@ -200,6 +259,8 @@ def outer_recursion(trace: dict) -> int:
         reset=(CHUNK, STEP),
         on_change=_reset_inner,
     )
+    with st.expander("Level summary (every level in numbers)"):
+        st.dataframe(F.levels_table(levels, trace["settings"]["chunk_width"]), hide_index=True)
     lv = levels[level]
     width = trace["settings"]["chunk_width"]
     why = (
@@ -290,7 +351,7 @@ def recursion_views(trace: dict) -> None:
 
 
 @st.fragment
-def final_beams(trace: dict) -> None:
+def final_beams(trace: dict, parsed: state.Parsed) -> None:
     st.subheader("Final beams")
     st.caption(
         "The K complete binary trees the search ends with. The root vector the classifier "
@@ -311,16 +372,43 @@ def final_beams(trace: dict) -> None:
         format_func=lambda k: f"beam {k}",
     )
     b = beams[k]
+    tokens = trace["tokens"]
     st.plotly_chart(
         F.beam_tree_figure(
             b["tree"],
-            trace["tokens"],
+            tokens,
             trace["gold_spans"],
             b["score"],
             f"Beam {k}: weight {b['weight']:.3f}, gold recall {b['gold_recall']:.2f}",
+            collapse_width(),
         ),
         key="explorer.final_tree",
     )
+    graph = T.binary_tree_graph(b["tree"], tokens, trace["gold_spans"], name=f"beam{k}")
+    cmp = T.compare_with_gold(graph, T.gold_tree_graph(parsed.expr, tokens))
+    a, c, d = st.columns(3)
+    a.metric(
+        "Gold operators recovered",
+        f"{cmp.found} / {cmp.gold}",
+        help="Operators whose whole span [OP ... ] is one node of this tree.",
+    )
+    c.metric(
+        "Merges that respect the gold brackets",
+        f"{cmp.respects:.0%}",
+        help="A merge that joins tokens inside an operator with tokens outside it crosses a "
+        "gold bracket; the others respect the expression's structure.",
+    )
+    d.metric("Tree height", max(graph.nodes[0]["height"], 0), help="Longest root-to-token path.")
+    if cmp.missing:
+        with st.expander(f"Gold operators this beam misses ({len(cmp.missing)})"):
+            st.dataframe(
+                [
+                    {"span": f"[{a}, {z})", "tokens": F.span_text(tokens, (a, z))}
+                    for a, z in cmp.missing[:200]
+                ],
+                hide_index=True,
+            )
+    tree_downloads(lambda: graph, f"beam{k}", trace, f"beam {k}")
 
 
 def depth(trace: dict) -> None:
@@ -331,10 +419,34 @@ def depth(trace: dict) -> None:
     cols[1].metric("RIR bound", f"{d['rir_bound']:.1f}", help="W·log_W(n), the paper's bound.")
     cols[2].metric("EBT/BT-GRC", d["ebt"], help="n - 1: one merge per step, no chunks.")
     cols[3].metric("Balanced", d["balanced"], help="⌈log₂ n⌉: a fixed balanced tree.")
-    st.plotly_chart(F.depth_figure(d), key="explorer.depth")
     st.caption(
         "How many merge steps must run one after another for this input. Chunks of one level "
-        "run in parallel, so RIR pays only the widest chunk per level."
+        "run in parallel, so RIR pays only the widest chunk per level. (The chart of these "
+        "numbers against every length is in the depth lab.)"
+    )
+    st.page_link(
+        "pages/depth.py",
+        label="The depth lab: these bounds for every length, and the baselines on this input",
+        icon=":material/straighten:",
+    )
+
+
+def downloads(trace: dict) -> None:
+    st.subheader("Downloads")
+    st.download_button(
+        "Trace (JSON)",
+        data=lambda: exports.trace_json(trace),
+        file_name=f"{exports.file_stem(trace)}.json",
+        mime="application/json",
+        key="explorer.trace_json",
+        on_click="ignore",
+        icon=":material/download:",
+        help="Everything the model computed for this input: levels, chunks, every merge step "
+        "of every beam, alignments, final beams, depth (the keys of Trace.to_dict()).",
+    )
+    st.caption(
+        "The trees download as DOT and GraphML under each tree; every chart's toolbar saves it "
+        "as a PNG (the camera icon)."
     )
 
 
@@ -365,10 +477,11 @@ def render() -> None:
         st.error(f"The model failed on this input ({type(exc).__name__}: {exc}).")
         return
     answer(trace, loaded)
-    gold_tree(parsed, trace["tokens"])
+    gold_tree(parsed, trace["tokens"], trace)
     recursion_views(trace)
-    final_beams(trace)
+    final_beams(trace, parsed)
     depth(trace)
+    downloads(trace)
 
 
 render()

@@ -1,0 +1,137 @@
+"""Teacher mode and lesson links, applied by the router (``app/main.py``) on every run.
+
+- ``?teacher=1`` turns teacher mode on for the session (``?teacher=0`` off; the Guide page has
+  a toggle): larger text for a projector, and the advanced controls hidden (:data:`ADVANCED_KEYS`).
+  It stays on when the page changes, and the Explorer's own links keep ``teacher=1``.
+- ``?lesson=ID`` opens a named lesson of ``app.lessons.lessons()`` on a session's first run:
+  the expression, the settings, and the Explorer's level / chunk / step.
+
+Hiding is done with CSS on the widgets' keys (Streamlit marks every keyed widget with the class
+``st-key-KEY``), so the pages need not know about teacher mode: a hidden control keeps its
+value, and a lesson link still sets it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from app import state
+from app.lessons import LESSON_PARAM, TEACHER_PARAM, View, lessons
+
+FLAG = state.TEACHER_FLAG  # session_state key: teacher mode on?
+LESSON_DONE = "teacher.lesson_checked"  # the session's first run looked at ?lesson=
+
+# Widget keys of the controls a class does not need: the seed (the lesson fixes it), the random
+# expression generator, the inactive-beam placeholders, the model picker.
+ADVANCED_KEYS = (
+    "settings.seed",
+    "explorer.random_length",
+    "explorer.random",
+    "explorer.show_invalid",
+    "model.choice",
+)
+# Key prefixes hidden too: the Explorer's download buttons (explorer.dot.*, explorer.graphml.*).
+ADVANCED_PREFIXES = ("explorer.dot.", "explorer.graphml.", "explorer.trace_json")
+ROOT_FONT_PX = 21  # Streamlit sizes text in rem: the root font scales all of it (default 16)
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def enabled() -> bool:
+    return bool(st.session_state.get(FLAG, False))
+
+
+def set_enabled(on: bool) -> None:
+    """Turn teacher mode on or off, in the session and in the address bar."""
+    st.session_state[FLAG] = on
+    if on:
+        st.query_params[TEACHER_PARAM] = "1"
+    elif TEACHER_PARAM in st.query_params:
+        del st.query_params[TEACHER_PARAM]
+
+
+def css_class(key: str) -> str:
+    """The class Streamlit gives the container of the widget with ``key``."""
+    return "st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())
+
+
+def css() -> str:
+    """The style sheet of teacher mode."""
+    hidden = ", ".join(
+        [f".{css_class(k)}" for k in ADVANCED_KEYS]
+        + [f'[class*="{css_class(p)}"]' for p in ADVANCED_PREFIXES]
+    )
+    return (
+        f"html {{ font-size: {ROOT_FONT_PX}px !important; }}\n"
+        f"{hidden} {{ display: none !important; }}\n"
+        # The developer menu and the deploy button mean nothing to a class.
+        '[data-testid="stMainMenu"], [data-testid="stAppDeployButton"] '
+        "{ display: none !important; }\n"
+        # Use the projector's whole width.
+        '[data-testid="stMainBlockContainer"] { max-width: 100% !important; }\n'
+    )
+
+
+def _read_teacher_param() -> None:
+    raw = st.query_params.get(TEACHER_PARAM)
+    if raw is None:
+        return
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        st.session_state[FLAG] = True
+    elif word in FALSE_WORDS:
+        st.session_state[FLAG] = False
+
+
+def apply_view(view: View) -> None:
+    """Put the session in the state ``view`` describes: the expression and every setting (the
+    model's default for those the view leaves open), and the Explorer at its level / chunk /
+    step. The page itself is the caller's business (``st.switch_page``)."""
+    cfg = state.current_model().config
+    lo_k, hi_k = state.BEAM_RANGE
+    lo_w, hi_w = state.WIDTH_RANGE
+    values = {
+        "settings.expression": view.expression,
+        "settings.seed": 0 if view.seed is None else view.seed,
+        "settings.beam_size": min(max(view.beam_size or cfg.beam_size, lo_k), hi_k),
+        "settings.chunk_width": min(max(view.chunk_width or cfg.chunk_width, lo_w), hi_w),
+        "settings.alignment": view.alignment or cfg.alignment.value,
+    }
+    for key, value in values.items():
+        state.set_setting(key, value)
+    state.reset_view()  # the Explorer's preset box and view
+    ss = st.session_state
+    ss["explorer.level"] = view.level or 0
+    ss["explorer.chunk"] = view.chunk or 0
+    ss["explorer.step"] = view.step or 1
+    ss.pop("alignment.level", None)  # the alignment page starts at its first level
+
+
+def _apply_lesson_once() -> None:
+    ss = st.session_state
+    if ss.get(LESSON_DONE):
+        return
+    ss[LESSON_DONE] = True
+    lesson_id = st.query_params.get(LESSON_PARAM)
+    if lesson_id is None:
+        return
+    view = lessons().get(lesson_id.strip())
+    if view is None:
+        st.warning(
+            f"There is no lesson called {lesson_id!r}. The Guide page lists the lessons: "
+            + ", ".join(sorted(lessons()))
+            + "."
+        )
+    else:
+        apply_view(view)
+    del st.query_params[LESSON_PARAM]
+
+
+def apply() -> None:
+    """Read ``?teacher=`` and (once per session) ``?lesson=``; style the page in teacher mode."""
+    _read_teacher_param()
+    _apply_lesson_once()
+    if enabled():
+        st.html(f"<style>\n{css()}</style>")

@@ -1,0 +1,103 @@
+"""Lesson links in a real browser: each opens the page, expression and step it promises.
+
+The server runs the tiny random model (RIR_APP_MODEL=random-small, see conftest.py): a lesson's
+chunks, levels and steps depend on the expression and the settings, not on the weights.
+A failing link leaves tests/_artifacts/lesson-ID.png.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from browser import assert_no_exception, open_app, save_screenshot, wait_for_app_idle
+
+from app import lessons as L
+from app import teacher
+
+HEADINGS = {
+    "explorer": "RIR Explorer",
+    "alignment": "Beam alignment",
+    "depth": "Depth bounds",
+    "guide": "Guide",
+}
+
+
+def _query(page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def _check_view(page, view: L.View, name: str) -> None:
+    """The page shows ``view``: its heading, its expression, and the Explorer's level, chunk
+    and step (the Explorer writes what it shows into the address)."""
+    from playwright.sync_api import expect
+
+    try:
+        assert_no_exception(page)
+        expect(page.get_by_role("heading", name=HEADINGS[view.page], exact=True)).to_be_visible()
+        box = page.get_by_label("ListOps expression", exact=True)
+        if view.page != "depth" or box.count():
+            expect(box).to_have_value(view.expression)
+        if view.page == "explorer":
+            query = _query(page)
+            assert query["expr"] == view.expression
+            if view.chunk_width is not None:
+                assert query["w"] == str(view.chunk_width)
+            level, chunk, step = view.level or 0, view.chunk or 0, view.step or 1
+            assert (query["level"], query["chunk"], query["step"]) == tuple(
+                map(str, (level, chunk, step))
+            )
+            expect(page.get_by_text(re.compile(rf"Level {level}\b")).first).to_be_visible()
+            expect(
+                page.get_by_text(re.compile(rf"Merge step {step} of \d+ in chunk {chunk} "))
+            ).to_be_visible()
+    except AssertionError:
+        save_screenshot(page, f"lesson-{name}", full_page=False)
+        raise
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_every_short_lesson_link_opens_its_state(page, streamlit_app):
+    """``/PAGE?lesson=ID`` in a new session: every named lesson (the tour's and the gallery's)."""
+    for lesson_id, view in L.lessons().items():
+        open_app(page, streamlit_app, L.lesson_url(lesson_id))
+        _check_view(page, view, lesson_id)
+        assert "lesson" not in _query(page) or view.page == "depth"
+
+
+@pytest.mark.browser
+def test_an_explicit_link_opens_its_state_in_teacher_mode(page, streamlit_app):
+    from playwright.sync_api import expect
+
+    view = L.lessons()["chunks"]
+    open_app(page, streamlit_app, view.url(teacher=True))
+    _check_view(page, view, "chunks-explicit")
+    assert _query(page)["teacher"] == "1"
+    root_font = page.evaluate("() => getComputedStyle(document.documentElement).fontSize")
+    assert root_font == f"{teacher.ROOT_FONT_PX}px"
+    # A lesson's settings stay on screen; the advanced controls go.
+    expect(page.locator(f".{teacher.css_class('settings.beam_size')}")).to_be_visible()
+    for key in ("settings.seed", "explorer.random"):
+        expect(page.locator(f".{teacher.css_class(key)}")).to_be_attached()
+        expect(page.locator(f".{teacher.css_class(key)}")).to_be_hidden()
+
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Beam alignment", exact=True).click()  # teacher mode stays on
+    wait_for_app_idle(page)
+    assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == (
+        f"{teacher.ROOT_FONT_PX}px"
+    )
+    expect(page.get_by_label("ListOps expression", exact=True)).to_have_value(view.expression)
+
+
+@pytest.mark.browser
+def test_a_guide_button_opens_the_explorer_at_its_step(page, streamlit_app):
+    step = next(s for s in L.tour() if s.slug == "beams")
+    open_app(page, streamlit_app, "guide")
+    assert_no_exception(page)
+    page.locator(f".{teacher.css_class('guide.open.beams')} button").click()
+    wait_for_app_idle(page)
+    _check_view(page, step.view, "guide-beams")
+    assert urlsplit(page.url).path == "/"

@@ -1,0 +1,445 @@
+"""Every command and code block in the docs runs: README.md and docs/*.md.
+
+- ```python blocks run, as written (but for SNIPPET_EDITS below), in a fresh interpreter.
+- ```bash blocks are split into commands (`&&`, line continuations; `# comments` dropped).
+  Each command either RUNS, made small by the rules below, or, where running it would take
+  minutes, a network, several processes or GPUs, is CHECKED: its program answers `--help` and
+  knows every flag the docs give it. A command that no rule covers fails the test: add a rule.
+
+Everything runs in a scratch folder (so `runs/...` in a command never touches the repository's
+runs), with the repository on PYTHONPATH and `pretrained/` linked in. The commands of one block
+run one after another in one interpreter (`runpy`, as `python -m` does), which saves the
+seconds of importing torch for each.
+
+How commands are made small (the rules `plan` applies):
+
+- `python -m rir_core.train`, a new run: append SMALL_TRAIN (1 step on 24 examples, a dev
+  evaluation of 8, both checkpoints); with `--resume`: append `--max-steps 2` (one more step).
+- `--device cuda` becomes `--device cpu` and `--amp` is dropped, unless CUDA is there.
+- `runs/NAME` (a placeholder) becomes `runs/doc-run`, a 1-step run the test trains first;
+  `pretrained/rir_ebt_grc` becomes `runs/doc-run/best` while no model is shipped.
+- `python -m rir_core.evaluate --splits ...`: `--limit 1` (appended, or instead of the docs').
+- `python -m rir_core.trace` without `--checkpoint`: `--checkpoint runs/doc-run/best` while no
+  model is shipped.
+- `a.tsv`, `b.tsv` (placeholders) are written by the test: 3 generated examples each.
+
+Checked, not run (see CHECKED_COMMANDS): `pip install` (network; instead every pinned
+requirement must be installed at its pinned version), `streamlit run` (a server that runs until
+stopped; the browser tests start exactly this command, AppTest runs the same script), `python
+-m pytest` (the suite itself), `torchrun` (several processes or machines; tests/test_ddp.py runs
+2 gloo ranks), `python tests/screenshots.py` (a server and Chromium for a minute),
+`python -m rir_core.bench` (minutes).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# Linked from the docs but written by other work; a link to them may dangle until they exist.
+PENDING_DOCS = {REPO / "docs" / "model_card.md", REPO / "docs" / "benchmarks.md"}
+
+# 24 examples = 3 batches of 8, so no run here stops on the last batch of an epoch: resuming
+# from a checkpoint saved there by a step-based evaluation (--eval-every) crashes (IndexError in
+# Trainer.fit), a bug of its own.
+SMALL_TRAIN = [
+    *("--max-steps", "1", "--train-n", "24", "--dev-n", "8", "--batch-size", "8"),
+    *("--eval-batch-size", "8", "--eval-every", "1", "--no-progress"),
+]
+RESUME_STEPS = ["--max-steps", "2"]
+DOC_RUN = "runs/doc-run"
+EVAL_LIMIT = "1"
+BLOCK_TIMEOUT_S = 280
+
+# Python blocks: (file, text in the docs, what runs instead, why).
+SNIPPET_EDITS = [
+    (
+        "docs/training.md",
+        'train_overrides={"epochs": 2, "eval_every": 50},',
+        'train_overrides={"epochs": 2, "eval_every": 1, "max_steps": 1, "batch_size": 8, '
+        '"eval_batch_size": 8},',
+        "1 step of 8 examples instead of 2 epochs",
+    ),
+    (
+        "docs/training.md",
+        'data_overrides={"train_n": 1000},',
+        'data_overrides={"train_n": 16, "dev_n": 8},',
+        "16 training and 8 dev examples",
+    ),
+]
+
+# Commands checked instead of run: program -> why.
+CHECKED_COMMANDS = {
+    "pip": "installs from the network; instead every pinned requirement must be installed",
+    "streamlit": "a server that runs until stopped; tests/browser.py starts this very command",
+    "pytest": "the test suite itself",
+    "torchrun": "several processes, GPUs or machines; tests/test_ddp.py runs 2 gloo ranks",
+    "tests/screenshots.py": "starts the app and Chromium for a minute; same harness as the "
+    "browser tests",
+    "rir_core.bench": "takes minutes",
+}
+RUN_MODULES = {"rir_core.train", "rir_core.evaluate", "rir_core.trace", "rir_core.generate"}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the docs
+
+
+@dataclass(frozen=True)
+class Block:
+    path: Path
+    line: int  # of the opening fence
+    lang: str
+    text: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(REPO)}:{self.line}"
+
+
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+
+
+def read_blocks(lang: str) -> list[Block]:
+    out = []
+    for path in DOC_FILES:
+        text = path.read_text()
+        for m in FENCE.finditer(text):
+            if m.group(1) == lang:
+                line = text.count("\n", 0, m.start()) + 1
+                out.append(Block(path, line, lang, m.group(2)))
+    return out
+
+
+def commands(script: str) -> list[list[str]]:
+    """The commands of a bash block: continuation lines joined, comments dropped, `&&` split."""
+    joined = re.sub(r"\\\n", " ", script)
+    out: list[list[str]] = []
+    for line in joined.splitlines():
+        tokens = shlex.split(line, comments=True)
+        current: list[str] = []
+        for token in tokens + ["&&"]:
+            if token == "&&":
+                if current:
+                    out.append(current)
+                current = []
+            else:
+                current.append(token)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plans: what the test does with one command
+
+
+@dataclass
+class Plan:
+    kind: str  # "run" (a python module, in the block's interpreter) or "check"
+    argv: list[str]  # run: [module, args...]; check: the command as the docs write it
+    why: str = ""
+
+
+def _pretrained() -> bool:
+    from rir_core.pretrained import pretrained_available
+
+    return pretrained_available()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _substitute(args: list[str]) -> list[str]:
+    out = []
+    for a in args:
+        if a == "runs/NAME" or a.startswith("runs/NAME/"):
+            a = DOC_RUN + a[len("runs/NAME") :]
+        if a.rstrip("/") == "pretrained/rir_ebt_grc" and not _pretrained():
+            a = f"{DOC_RUN}/best"
+        out.append(a)
+    if not _cuda():
+        out = ["cpu" if a == "cuda" and i and out[i - 1] == "--device" else a
+               for i, a in enumerate(out)]  # fmt: skip
+        out = [a for a in out if a != "--amp"]
+    return out
+
+
+def plan(tokens: list[str]) -> Plan:
+    prog = tokens[0]
+    if prog == "pip":
+        return Plan("check", tokens, CHECKED_COMMANDS["pip"])
+    if prog in ("streamlit", "torchrun"):
+        return Plan("check", tokens, CHECKED_COMMANDS[prog])
+    if prog == "python" and len(tokens) > 1 and tokens[1] == "tests/screenshots.py":
+        return Plan("check", tokens, CHECKED_COMMANDS["tests/screenshots.py"])
+    if prog == "python" and len(tokens) > 2 and tokens[1] == "-m":
+        module, args = tokens[2], _substitute(tokens[3:])
+        if module in ("pytest", "rir_core.bench"):
+            return Plan("check", tokens, CHECKED_COMMANDS[module])
+        if module not in RUN_MODULES:
+            raise AssertionError(f"no rule for {shlex.join(tokens)!r}: add one to test_docs.py")
+        if module == "rir_core.train":
+            args += RESUME_STEPS if "--resume" in args else SMALL_TRAIN
+        elif module == "rir_core.evaluate" and "--splits" in args:
+            if "--limit" in args:
+                args[args.index("--limit") + 1] = EVAL_LIMIT
+            else:
+                args += ["--limit", EVAL_LIMIT]
+        elif module == "rir_core.trace" and "--checkpoint" not in args and not _pretrained():
+            args += ["--checkpoint", f"{DOC_RUN}/best"]
+        return Plan("run", [module, *args])
+    raise AssertionError(f"no rule for {shlex.join(tokens)!r}: add one to tests/test_docs.py")
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    env.pop("RIR_APP_MODEL", None)
+    return env
+
+
+RUNNER = r"""
+import json, runpy, sys, time, traceback, warnings
+warnings.filterwarnings("ignore", message=".*found in sys.modules.*", category=RuntimeWarning)
+results = []
+for argv in json.loads(sys.argv[1]):
+    print("@@@ python -m " + " ".join(argv), flush=True)
+    sys.argv = [argv[0]] + argv[1:]
+    start, code = time.monotonic(), 0
+    try:
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    results.append({"argv": argv, "code": code, "s": round(time.monotonic() - start, 1)})
+    sys.stdout.flush(); sys.stderr.flush()
+    if code:
+        break
+print("@@RESULTS@@" + json.dumps(results), flush=True)
+"""
+
+
+def run_modules(runs: list[list[str]], cwd: Path) -> str:
+    """Run ``python -m MODULE ARGS`` for each entry in one interpreter; fail on the first
+    non-zero exit with the output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(runs)],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
+    )
+    marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULTS@@")]
+    results = json.loads(marker[-1][len("@@RESULTS@@") :]) if marker else []
+    tail = (proc.stdout + "\n" + proc.stderr)[-6000:]
+    assert proc.returncode == 0 and len(results) == len(runs), tail
+    failed = [r for r in results if r["code"] != 0]
+    assert not failed, (
+        f"python -m {' '.join(failed[0]['argv'])} exited {failed[0]['code']}:\n{tail}"
+    )
+    return proc.stdout
+
+
+@functools.cache
+def help_text(*program: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, *program, "--help"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{' '.join(program)} --help failed:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _flags(tokens: list[str]) -> list[str]:
+    return [t.split("=")[0] for t in tokens if t.startswith("--")]
+
+
+def _assert_knows(help_out: str, flags: list[str], what: str) -> None:
+    missing = [f for f in flags if f not in help_out]
+    assert not missing, f"{what} --help does not mention {missing}"
+
+
+def check(tokens: list[str]) -> None:
+    """The checks of a command that is not run (see CHECKED_COMMANDS)."""
+    prog = tokens[0]
+    if prog == "pip":
+        files = [tokens[i + 1] for i, t in enumerate(tokens) if t == "-r"]
+        assert files, f"pip without -r: {shlex.join(tokens)}"
+        for name in files:
+            for line in (REPO / name).read_text().splitlines():
+                line = line.split("#")[0].strip()
+                if not line:
+                    continue
+                package, _, version = line.partition("==")
+                assert version, f"{name}: {line!r} is not pinned"
+                installed = metadata.version(package)
+                # A local build tag (torch's +cpu / +cu128) is the same release.
+                assert installed.split("+")[0] == version, f"{package} {installed} != {version}"
+    elif prog == "streamlit":
+        assert tokens[1] == "run" and (REPO / tokens[2]).is_file(), shlex.join(tokens)
+        _assert_knows(help_text("-m", "streamlit", "run"), _flags(tokens[3:]), "streamlit run")
+    elif prog == "torchrun":
+        m = tokens.index("-m")
+        _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:m]), "torchrun")
+        module = tokens[m + 1]
+        _assert_knows(help_text("-m", module), _flags(tokens[m + 2 :]), module)
+    elif tokens[1] == "tests/screenshots.py":
+        _assert_knows(help_text("tests/screenshots.py"), _flags(tokens[2:]), tokens[1])
+    else:  # python -m pytest / rir_core.bench
+        _assert_knows(help_text("-m", tokens[2]), _flags(tokens[3:]), tokens[2])
+
+
+# --------------------------------------------------------------------------------------------
+# The scratch folder
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    from rir_core.generate import Recipe, generate
+
+    root = tmp_path_factory.mktemp("docs")
+    (root / "pretrained").symlink_to(REPO / "pretrained")
+    for name, seed in (("a.tsv", 1), ("b.tsv", 2)):
+        rows = [f"{ex.label}\t{ex.text}" for ex in generate(Recipe(5, 30), 3, seed=seed)]
+        (root / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def doc_run(workspace: Path) -> Path:
+    """``runs/doc-run``: what the docs call ``runs/NAME`` (a 2-step classroom run)."""
+    run_modules(
+        [["rir_core.train", "--preset", "classroom", "--out", DOC_RUN, *SMALL_TRAIN]], workspace
+    )
+    assert (workspace / DOC_RUN / "best" / "model.json").is_file()
+    return workspace / DOC_RUN
+
+
+# --------------------------------------------------------------------------------------------
+# The tests
+
+BASH = read_blocks("bash")
+PYTHON = read_blocks("python")
+
+
+def _params(blocks: list[Block], heavy: tuple[str, ...]) -> list:
+    """One test per block; those that train or evaluate models are marked slow."""
+    slow = pytest.mark.slow
+    return [
+        pytest.param(b, id=b.id, marks=[slow] if any(h in b.text for h in heavy) else [])
+        for b in blocks
+    ]
+
+
+def test_the_docs_have_code():
+    assert len(BASH) >= 8 and len(PYTHON) >= 3
+    for path in (REPO / "docs" / "teachers_guide.md", REPO / "docs" / "architecture.md"):
+        assert any(b.path == path for b in PYTHON), path
+
+
+@pytest.mark.parametrize("block", _params(BASH, ("rir_core.train", "rir_core.evaluate")))
+def test_bash_block(block: Block, request):
+    plans = [plan(tokens) for tokens in commands(block.text)]
+    assert plans, f"{block.id}: an empty bash block"
+    for p in plans:
+        if p.kind == "check":
+            check(p.argv)
+    runs = [p.argv for p in plans if p.kind == "run"]
+    if not runs:
+        return
+    workspace = request.getfixturevalue("workspace")
+    if any(DOC_RUN in a for argv in runs for a in argv):
+        request.getfixturevalue("doc_run")
+    run_modules(runs, workspace)
+
+
+@pytest.mark.parametrize("block", _params(PYTHON, ("train(",)))
+def test_python_block(block: Block, workspace: Path):
+    code = block.text
+    for file, old, new, _why in SNIPPET_EDITS:
+        if block.path == REPO / file:
+            code = code.replace(old, new)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=workspace,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, f"{block.id}:\n{(proc.stdout + proc.stderr)[-6000:]}"
+
+
+def test_every_snippet_edit_still_applies():
+    for file, old, _new, _why in SNIPPET_EDITS:
+        assert old in (REPO / file).read_text(), f"{file} no longer has {old!r}: update the edit"
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_relative_links_resolve():
+    dangling, pending = [], []
+    for path in DOC_FILES:
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            resolved = (path.parent / target.split("#")[0]).resolve()
+            if resolved.exists():
+                continue
+            (pending if resolved in PENDING_DOCS else dangling).append(
+                f"{path.relative_to(REPO)} -> {target}"
+            )
+    assert not dangling, dangling
+
+
+def test_lesson_links_in_the_docs_exist():
+    from app.lessons import PAGE_PATHS, lessons
+
+    found = 0
+    for path in DOC_FILES:
+        for page, lesson_id in re.findall(r"/(\w*)\?lesson=([\w-]+)", path.read_text()):
+            found += 1
+            assert lesson_id in lessons(), f"{path.name}: no lesson {lesson_id!r}"
+            right = PAGE_PATHS[lessons()[lesson_id].page]
+            assert right == page, f"{path.name}: lesson {lesson_id!r} opens on /{right}"
+    assert found >= 9
+
+
+def test_the_module_map_is_complete_and_current():
+    """docs/architecture.md names every module of rir_core/ and app/, and only existing ones."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    modules = [
+        p.relative_to(REPO).as_posix()
+        for pattern in ("rir_core/*.py", "app/*.py", "app/pages/*.py")
+        for p in sorted(REPO.glob(pattern))
+        if p.name != "__init__.py"
+    ]
+    missing = [m for m in modules if f"`{m}`" not in text]
+    assert not missing, f"add a row for each to the module map in docs/architecture.md: {missing}"
+    gone = [m for m in re.findall(r"`((?:app|rir_core)/[\w/]+\.py)`", text) if m not in modules]
+    assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"
