@@ -8,40 +8,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import W, tiny_config, tiny_model
 
 from rir_core.config import Alignment, ConfigError, ModelConfig
 from rir_core.generate import Recipe, generate
 from rir_core.model import build_model
 from rir_core.outer import depth_performed, schedule
 from rir_core.vocab import PAD_ID, TOKEN_TO_ID
-
-W, K = 5, 3
-
-
-def tiny_config(model_type: str = "rir_ebt_grc", **overrides) -> ModelConfig:
-    fields = dict(
-        model_type=model_type,
-        hidden_size=16,
-        beam_size=K,
-        chunk_width=W,
-        s4d_state_size=8,
-        dropout=0.0,
-        cell_expansion=2,
-        scorer_slice=8,
-        scorer_hidden=8,
-    )
-    fields.update(overrides)
-    return ModelConfig(**fields)
-
-
-def tiny_model(model_type: str = "rir_ebt_grc", seed: int = 0, double: bool = True, **overrides):
-    torch.manual_seed(seed)
-    model = build_model(tiny_config(model_type, **overrides))
-    with torch.no_grad():  # sharper scorer: beams differ clearly, fewer near-ties
-        for name, p in model.named_parameters():
-            if "scorer" in name and p.dim() == 2:
-                p.mul_(3.0)
-    return (model.double() if double else model).eval()
 
 
 def expression(n: int, seed: int = 0) -> list[str]:

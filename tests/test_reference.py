@@ -14,50 +14,27 @@ import random
 
 import pytest
 import torch
+from model_helpers import W, tiny_config
+from model_helpers import tiny_model as _tiny_model
 
 from rir_core.align import align
-from rir_core.config import Alignment, ModelConfig
+from rir_core.config import Alignment
 from rir_core.generate import Recipe, generate
 from rir_core.model import build_model
 from rir_core.reference import Beam, align_reference, chunk_sizes, reference_forward
 from rir_core.vocab import TOKEN_TO_ID
 
-W = 5  # chunk width: chunking starts at 2n >= 3W, i.e. n >= 8
-K = 3  # beam size
 # 1, 2, W-1, W, W+1, 1.5W-1 (largest unchunked), 1.5W (smallest chunked), 3W+1, long
 LENGTHS = [1, 2, W - 1, W, W + 1, math.ceil(1.5 * W) - 1, math.ceil(1.5 * W), 3 * W + 1, 200]
 TOL = {"rtol": 1e-5, "atol": 1e-6}  # see test_float64_model_keeps_float64_everywhere
 _MODELS: dict[str, torch.nn.Module] = {}
 
 
-def tiny_config(model_type: str = "rir_ebt_grc", **overrides) -> ModelConfig:
-    fields = dict(
-        model_type=model_type,
-        hidden_size=16,
-        beam_size=K,
-        chunk_width=W,
-        s4d_state_size=8,
-        dropout=0.0,
-        cell_expansion=2,
-        scorer_slice=8,
-        scorer_hidden=8,
-        use_s4d=True,
-    )
-    fields.update(overrides)
-    return ModelConfig(**fields)
-
-
 def tiny_model(model_type: str, seed: int = 0):
-    """A float64 eval-mode model; the scorer is scaled up so that beams differ clearly."""
+    """A float64 eval-mode model (cached per type and seed)."""
     key = f"{model_type}-{seed}"
     if key not in _MODELS:
-        torch.manual_seed(seed)
-        model = build_model(tiny_config(model_type)).double().eval()
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "scorer" in name and p.dim() == 2:
-                    p.mul_(3.0)
-        _MODELS[key] = model
+        _MODELS[key] = _tiny_model(model_type, seed, use_s4d=True)
     return _MODELS[key]
 
 

@@ -10,36 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_helpers import K
+from model_helpers import tiny_model as _tiny_model
 
-from rir_core.config import Alignment, ModelConfig
+from rir_core.config import Alignment
 from rir_core.generate import Recipe, generate
-from rir_core.model import build_model
 from rir_core.trace import Trace, TraceRecorder, summary
 
 ROOT = Path(__file__).resolve().parent.parent
-W, K = 5, 3
 
 
 def tiny_model(model_type: str = "rir_ebt_grc", seed: int = 0, **overrides):
-    torch.manual_seed(seed)
-    fields = dict(
-        model_type=model_type,
-        hidden_size=16,
-        beam_size=K,
-        chunk_width=W,
-        s4d_state_size=8,
-        dropout=0.0,
-        cell_expansion=2,
-        scorer_slice=8,
-        scorer_hidden=8,
-    )
-    fields.update(overrides)
-    model = build_model(ModelConfig(**fields))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "scorer" in name and p.dim() == 2:
-                p.mul_(3.0)
-    return model.eval()
+    return _tiny_model(model_type, seed, double=False, **overrides)
 
 
 def expression(n: int, seed: int = 0) -> str:
