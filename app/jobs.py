@@ -124,6 +124,7 @@ class JobSettings:
     max_train_tokens: int | None = 30  # None: no length filter
     epochs: int = 4
     eval_every: int = 0  # steps between dev evaluations; 0 = at every epoch end
+    patience: int = 4  # early stopping: dev evaluations without improvement; 0 = never
     max_minutes: float | None = 5.0
     max_steps: int | None = None
     seed: int = 0
@@ -151,6 +152,7 @@ class JobSettings:
             max_train_tokens=d.max_train_tokens,
             epochs=t.epochs,
             eval_every=t.eval_every,
+            patience=t.patience,
             max_minutes=t.max_minutes,
             max_steps=t.max_steps,
             seed=t.seed,
@@ -171,6 +173,7 @@ class JobSettings:
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "eval_every": self.eval_every,
+            "patience": self.patience,
             "max_minutes": self.max_minutes,
             "max_steps": self.max_steps,
             "seed": self.seed,

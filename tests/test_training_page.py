@@ -76,6 +76,29 @@ def test_the_page_shows_the_estimate_before_starting():
     assert any("Custom settings, based on the cpu preset" in c.value for c in at.caption)
 
 
+def test_early_stopping_can_be_turned_off_and_reaches_the_job(environment, sleepers, monkeypatch):
+    def fake_spawn(job_dir: Path, extra: list[str]) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        sleepers.append(proc)
+        return proc.pid
+
+    monkeypatch.setattr(jobs, "_spawn", fake_spawn)
+    at = _page()
+    assert at.number_input(key="training.patience").value == 4  # the classroom preset's
+    assert "Early stopping may end it sooner" in _texts(at.info)
+    at.number_input(key="training.patience").set_value(0).run()
+    _ok(at)
+    assert "Early stopping may end it sooner" not in _texts(at.info)
+    _button(at, "start").click().run()
+    _ok(at)
+    job_id = at.query_params["job"]
+    job_id = job_id[0] if isinstance(job_id, list) else job_id
+    record = json.loads((environment / job_id / "job.json").read_text())
+    assert record["settings"]["patience"] == 0
+    assert jobs.JobSettings.from_dict(record["settings"]).overrides()[1]["patience"] == 0
+    _button(at, "stop").click().run()
+
+
 def test_bad_settings_get_a_sentence_and_no_start_button():
     at = _page()
     at.text_input(key="training.watch").input("[MAX 2 9").run()

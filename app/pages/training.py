@@ -130,7 +130,7 @@ def _settings_widgets() -> jobs.JobSettings:
     c[3].number_input("Seed", 0, 2**31 - 1, key=KEY + "seed")
     c[4].selectbox("Device", ["auto", "cpu", "cuda"], key=KEY + "device")
     st.markdown("**Data and limits** (0 = no limit)")
-    c = st.columns(5)
+    c = st.columns(6)
     c[0].number_input("Training examples", 0, 90_000, step=500, key=KEY + "train_n")
     c[1].number_input("Dev examples", 0, 1_000, step=50, key=KEY + "dev_n")
     c[2].number_input("Max training length", 0, 100, key=KEY + "max_train_tokens",
@@ -138,6 +138,9 @@ def _settings_widgets() -> jobs.JobSettings:
     c[3].number_input("Time limit (min)", 0.0, 6000.0, step=1.0, key=KEY + "max_minutes")
     c[4].number_input("Evaluate every (steps)", 0, 100_000, key=KEY + "eval_every",
                       help="0: at the end of every epoch.")  # fmt: skip
+    c[5].number_input("Early stopping", 0, 1_000, key=KEY + "patience",
+                      help="Stop after this many dev evaluations without improvement "
+                      "(0: never stop early).")  # fmt: skip
     st.text_input(
         "Watch this expression",
         key=KEY + "watch",
@@ -146,7 +149,8 @@ def _settings_widgets() -> jobs.JobSettings:
     values = {name: ss[KEY + name] for name in jobs.JobSettings.__dataclass_fields__}
     for name in ("train_n", "dev_n", "max_train_tokens", "max_minutes", "max_steps"):
         values[name] = values[name] or None
-    for name in ("hidden_size", "beam_size", "chunk_width", "batch_size", "epochs", "seed"):
+    for name in ("hidden_size", "beam_size", "chunk_width", "batch_size", "epochs", "seed",
+                 "eval_every", "patience"):  # fmt: skip
         values[name] = int(values[name])
     values["max_minutes"] = float(values["max_minutes"]) if values["max_minutes"] else None
     return jobs.JobSettings.from_dict(values)
@@ -172,7 +176,8 @@ def new_run() -> None:
         )
         st.info(
             f"Estimated time: {when} ({est.steps:,} steps, {est.evaluations:,} dev "
-            f"evaluations{limit}). Early stopping may end it sooner.",
+            f"evaluations{limit})."
+            + (" Early stopping may end it sooner." if settings.patience else ""),
             icon=":material/schedule:",
         )
         st.caption(est.basis)
