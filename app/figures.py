@@ -93,10 +93,52 @@ def span_text(tokens: list[str], span: tuple[int, int] | list[int]) -> str:
 # Error messages
 
 
+# Punctuation that Streamlit's markdown (CommonMark, GFM, math, HTML) gives a meaning to.
+_MARKDOWN_ACTIVE = frozenset("\\`*_{}<>#|$~&@")
+# Shown in place of a character that would print nothing or move the text (see caret_lines).
+UNPRINTABLE = "\N{REPLACEMENT CHARACTER}"
+
+
+def md_escape(text: str) -> str:
+    """``text`` for a Streamlit markdown element (``st.error``, ``st.warning``...), so that it
+    shows exactly these characters.
+
+    Messages quote what users typed (an expression's bad token, an uploaded file's name, a run
+    id from the URL): backslash-escaping the punctuation above keeps ``**x**`` from turning
+    bold, ``$x$`` into math and ``<script>`` from being anything but text, and the ``:`` of
+    ``https://``, the ``.`` of ``www.`` and every ``@`` keep a bare address from becoming a link.
+    A ``[`` is escaped only where a ``]`` follows it; without one it cannot open a link, an
+    image or a ``:red[...]`` directive (so "unclosed '[MAX' ..." stays as it is). Line breaks
+    become spaces: a message is one line. The pages never set ``unsafe_allow_html`` on such
+    text (tests/test_hostile.py checks both).
+    """
+    out = []
+    last_close = text.rfind("]")
+    lower = text.lower()
+    for i, ch in enumerate(text):
+        if (
+            ch in _MARKDOWN_ACTIVE
+            or (ch == "[" and i < last_close)
+            or (ch == ":" and text.startswith("//", i + 1))
+            or (ch == "." and lower.endswith("www", 0, i))
+        ):
+            out.append("\\" + ch)
+        elif ch in "\r\n":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def caret_lines(text: str, position: int, width: int = 100) -> tuple[str, str]:
     """The expression (a window of at most ``width`` characters) and a line with ``^`` under
-    ``position``, for showing a parse error in monospace."""
-    flat = "".join(" " if ch.isspace() else ch for ch in text)  # tabs would shift the caret
+    ``position``, for showing a parse error in monospace.
+
+    Whitespace becomes a space (a tab would shift the caret); any other character that prints
+    nothing or reorders the line (NUL and other controls, a zero-width space, a right-to-left
+    override) becomes :data:`UNPRINTABLE`, so the caret stays under the character it names.
+    """
+    flat = "".join(" " if ch.isspace() else ch if ch.isprintable() else UNPRINTABLE for ch in text)
     position = max(0, min(position, len(flat)))
     start = max(0, min(position - width // 2, len(flat) - width))
     snippet = flat[start : start + width]

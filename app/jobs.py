@@ -222,7 +222,7 @@ class JobSettings:
         try:
             parse(self.watch, max_tokens=200)
         except ListOpsSyntaxError as err:
-            return f"the watched expression is not ListOps: {err}"
+            return f"the watched expression is not ListOps: {err}."
         return None
 
 
@@ -463,6 +463,24 @@ def _new_id() -> str:
     return f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+def _new_job_dir(base: Path) -> Path:
+    """A new, empty ``RUNS/<id>/``, never one that exists.
+
+    Ids are the second plus 16 random bits, so two jobs started in the same second almost
+    always differ; when they do not (or a command-line run took that name), ``mkdir`` refuses
+    the existing folder and another id is drawn, instead of the new job writing its files over
+    the other's.
+    """
+    for _ in range(100):
+        path = base / _new_id()
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise JobError(f"Could not find a free run id in {base}; try again.")
+
+
 def capacity_message(n_active: int, cap: int) -> str:
     if cap == 0:
         return "Training is switched off on this server (RIR_MAX_JOBS=0)."
@@ -516,8 +534,7 @@ def start_job(settings: JobSettings, owner: str | None = None, root: Path | None
     base.mkdir(parents=True, exist_ok=True)
     with _locked(base / ".jobs.lock"):  # counting and creating are one step for every session
         _check_room(base, owner)
-        job_dir = base / _new_id()
-        job_dir.mkdir()
+        job_dir = _new_job_dir(base)
         record = {
             "id": job_dir.name,
             "status": "starting",

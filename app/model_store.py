@@ -77,9 +77,21 @@ def resolve(key: str, root: Path | None = None) -> Path | None:
             path = None
     else:
         path = None
-    if path is None:
+    if path is None or not inside_runs(path, root):
         raise KeyError(key)
     return path
+
+
+def inside_runs(path: Path, root: Path | None = None) -> bool:
+    """Whether ``path`` and the files of the checkpoint in it lie in RUNS once symlinks are
+    followed: a run's ``best`` linked to a folder elsewhere is not a model the app may load."""
+    base = (root or runs_dir()).resolve()
+    try:
+        files = [path.resolve(strict=True)]
+        files += [(path / name).resolve() for name in (WEIGHTS, SIDECAR)]
+    except OSError:  # gone, or a symlink loop
+        return False
+    return all(f.is_relative_to(base) for f in files)
 
 
 def options(default_label: str, root: Path | None = None) -> list[ModelOption]:
@@ -87,7 +99,7 @@ def options(default_label: str, root: Path | None = None) -> list[ModelOption]:
     found = [ModelOption("", default_label, None)]
     for job in list_jobs(root):
         ckpt = job.checkpoint
-        if ckpt is None:
+        if ckpt is None or not inside_runs(ckpt, root):
             continue
         if job.external:
             label = f"Run {job.id} · command line"
@@ -96,10 +108,20 @@ def options(default_label: str, root: Path | None = None) -> list[ModelOption]:
         found.append(ModelOption(f"run:{job.id}", label, ckpt))
     folder = uploads_dir(root)
     if folder.is_dir():
-        for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-            if NAME.match(path.name) and (path / SIDECAR).is_file():
+        # Only kept uploads: an upload being validated is a ".upload-*" folder that may vanish
+        # (renamed) between listing and stat, and must not break every page's model picker.
+        kept = [p for p in folder.iterdir() if NAME.match(p.name) and inside_runs(p, root)]
+        for path in sorted(kept, key=_mtime, reverse=True):
+            if (path / SIDECAR).is_file():
                 found.append(ModelOption(f"upload:{path.name}", f"Uploaded: {path.name}", path))
     return found
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile
+        return 0.0
 
 
 def zip_checkpoint(path: Path) -> bytes:
@@ -234,7 +256,14 @@ def import_upload(files: list[tuple[str, bytes]], root: Path | None = None) -> M
         if final.exists():  # the same files again
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                # The same files, uploaded by another session at the same moment, were kept
+                # first (renaming onto a non-empty folder fails): theirs is ours.
+                if not (final / SIDECAR).is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -43,6 +43,7 @@ class RunLog:
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "start":
+            self._rewind(event.get("resumed_from"))
             self.start, self.end = event, None
             self.invocations += 1
             self.elapsed_before = self.steps[-1]["elapsed_s"] if self.steps else 0.0
@@ -52,6 +53,25 @@ class RunLog:
             self.evals.append({k: event.get(k) for k in EVAL_FIELDS})
         elif kind == "end":
             self.end = event
+
+    def _rewind(self, resumed_from: Any) -> None:
+        """Forget the steps and evaluations logged after the checkpoint a run resumes from.
+
+        A run killed outright (SIGKILL, out of memory, power cut) had logged steps after its
+        last ``last/``; the resumed invocation starts again from that checkpoint and logs those
+        steps once more. Its lines replace the dead one's, so every step is shown once, and what
+        is shown is what the surviving weights went through. (A clean stop saves at its last
+        step, so nothing is dropped.)
+        """
+        if not isinstance(resumed_from, int) or isinstance(resumed_from, bool):
+            return
+
+        def kept(record: dict[str, Any]) -> bool:
+            step = record.get("step")
+            return not isinstance(step, (int, float)) or step <= resumed_from
+
+        self.steps = [s for s in self.steps if kept(s)]
+        self.evals = [e for e in self.evals if kept(e)]
 
 
 _LOGS: dict[str, tuple[int, int, RunLog]] = {}  # path -> (inode, bytes read, parsed)

@@ -16,7 +16,8 @@ Why a directory written aside and then renamed: a reader must never see half a c
 new checkpoint is written into ``NAME.tmp-XXXX`` next to the target and fsynced; the previous one
 is moved aside to ``NAME.old-XXXX``, the new one renamed into place, and only then the old one
 deleted. A crash between the two renames leaves ``NAME.old-XXXX``, which loading and the next save
-pick up, so the last good checkpoint is never lost.
+pick up, so the last good checkpoint is never lost. Saves into one folder take turns, and readers
+wait for a save in progress, through an flock on the folder (:func:`_folder_lock`).
 
 Loading trusts nothing: a foreign file (a pickle renamed ``model.safetensors``, random bytes, a
 truncated download) fails in the safetensors header parser and is never unpickled; every field of
@@ -26,12 +27,14 @@ Every failure is a :class:`CheckpointError` with one sentence naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +44,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from rir_core.config import ConfigError, ModelConfig
+from rir_core.config import ConfigError, ModelConfig, short_repr
 from rir_core.vocab import TOKENS
+
+try:
+    import fcntl
+except ImportError:  # Windows: saves are then serialised within one process only
+    fcntl = None  # type: ignore[assignment]
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -113,7 +121,11 @@ def _backups(folder: Path) -> list[Path]:
     """``NAME.old-XXXX`` siblings left by a save that was killed between its two renames."""
     if not folder.parent.is_dir():
         return []
-    return sorted(folder.parent.glob(f"{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    found = []
+    for path in folder.parent.glob(f"{folder.name}.old-*"):
+        with contextlib.suppress(OSError):  # removed meanwhile by a save that completed
+            found.append((path.stat().st_mtime, path))
+    return [path for _, path in sorted(found)]
 
 
 def _resolve(path: str | os.PathLike[str]) -> _Files:
@@ -136,6 +148,48 @@ def _resolve(path: str | os.PathLike[str]) -> _Files:
             f"checkpoint {path} is neither a checkpoint directory nor a .safetensors/.json file."
         )
     return _Files(p / WEIGHTS_FILE, p / SIDECAR_FILE, p)
+
+
+_SAVE_LOCK = threading.Lock()  # saves within this process, where there is no flock
+
+
+@contextlib.contextmanager
+def _folder_lock(parent: Path, shared: bool = False) -> Iterator[None]:
+    """Lock the folder a checkpoint lives in: exclusively to save, shared to read.
+
+    Two saves into the same folder (two threads, or a resumed run next to a worker that is
+    still alive) must not interleave: each one starts by deleting the ``NAME.tmp-*`` folders
+    of saves that crashed, which would delete the other's half-written temporary (or, after
+    its rename, empty the installed checkpoint), and their renames could cross. A reader
+    (the app reloading ``best/`` while a job saves it) must not look between a save's two
+    renames. The lock is an flock on the folder itself, so no lock file is left behind, and it
+    holds across processes. Reading a folder that cannot be opened (missing: the read fails
+    with its own sentence) goes without.
+    """
+    try:
+        fd = os.open(parent, os.O_RDONLY) if fcntl is not None else None
+    except OSError:
+        if not shared:
+            raise
+        fd = None
+    try:
+        with contextlib.nullcontext() if shared else _SAVE_LOCK:
+            if fd is not None:
+                # A filesystem without flock: as safe as without the lock, no safer.
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # also releases the flock
+
+
+def _reading(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[None]:
+    """The shared lock for reading the checkpoint named by ``path`` (see :func:`_folder_lock`)."""
+    p = Path(path)
+    if p.name in (WEIGHTS_FILE, SIDECAR_FILE, RESUME_TENSORS_FILE, RESUME_JSON_FILE):
+        p = p.parent
+    return _folder_lock(p.parent, shared=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -283,7 +337,6 @@ def save_checkpoint(
     target = Path(path)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    _recover(target)
     sidecar = {
         "format_version": FORMAT_VERSION,
         "model_config": config.to_dict(),
@@ -294,12 +347,27 @@ def save_checkpoint(
     resume_tensors: dict[str, torch.Tensor] = {}
     if resume_state is not None:
         resume_json = flatten_state(dict(resume_state), resume_tensors)
+    with _folder_lock(parent):
+        _recover(target)
+        _install(target, module, sidecar, resume_json, resume_tensors)
+    return target
+
+
+def _install(
+    target: Path,
+    module: torch.nn.Module,
+    sidecar: dict[str, Any],
+    resume_json: Any,
+    resume_tensors: dict[str, torch.Tensor],
+) -> None:
+    """Write the checkpoint aside, then rename it into place (under :func:`_folder_lock`)."""
+    parent = target.parent
     tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=parent))
     try:
         save_file(_model_tensors(module), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         _fsync_file(tmp / WEIGHTS_FILE)
         _write_json(tmp / SIDECAR_FILE, sidecar)
-        if resume_state is not None:
+        if resume_json is not None:
             save_file(resume_tensors, str(tmp / RESUME_TENSORS_FILE), metadata={"format": "pt"})
             _fsync_file(tmp / RESUME_TENSORS_FILE)
             # Resume state may hold -inf (e.g. the plateau scheduler's initial best).
@@ -322,7 +390,6 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _cleanup_backups(target)
-    return target
 
 
 def _recover(target: Path) -> None:
@@ -365,18 +432,35 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_json(path: Path, what: str, strict: bool = True) -> Any:
+    """The JSON in ``path``; anything else is a :class:`CheckpointError`.
+
+    Hostile files fail here with one sentence, never with Python's own exceptions: a number
+    with thousands of digits (``int`` refuses it with a plain ValueError), arrays nested
+    100,000 deep (the decoder raises RecursionError) and, with ``strict`` (what
+    :func:`_write_json` writes by default), ``NaN`` / ``Infinity``, which are not JSON.
+    """
     if not path.is_file():
         raise CheckpointError(f"{what} {path} is missing.")
+    hooks: dict[str, Any] = {"parse_constant": _no_constant} if strict else {}
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, **hooks)
     except UnicodeDecodeError:
         raise CheckpointError(f"{what} {path} is not a text file.") from None
     except json.JSONDecodeError as err:
         raise CheckpointError(
             f"{what} {path} is not valid JSON (line {err.lineno}: {err.msg})."
         ) from None
+    except RecursionError:
+        raise CheckpointError(f"{what} {path} is nested too deeply to be read.") from None
+    except ValueError as err:
+        reason = str(err).split(":")[0].rstrip(".")
+        raise CheckpointError(f"{what} {path} is not valid JSON ({reason}).") from None
 
 
 def _parse_sidecar(files: _Files) -> CheckpointInfo:
@@ -426,7 +510,8 @@ def checkpoint_info(path: str | os.PathLike[str]) -> CheckpointInfo:
     Raises:
         CheckpointError: missing or malformed sidecar.
     """
-    return _parse_sidecar(_resolve(path))
+    with _reading(path):
+        return _parse_sidecar(_resolve(path))
 
 
 def _foreign_hint(path: Path) -> str:
@@ -458,22 +543,23 @@ def read_safetensors(path: Path, what: str = "weights file") -> dict[str, torch.
         ) from None
 
 
+def _names(names: list[str]) -> str:
+    """The first three tensor names, shortened, and how many more (names come from the file)."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(short_repr(n, quote=False) for n in names[:3]) + more
+
+
 def _check_weights(
     where: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
 ) -> None:
     missing = sorted(set(expected) - set(tensors))
     unknown = sorted(set(tensors) - set(expected))
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise CheckpointError(
-            f"weights file {where} lacks tensor(s) {', '.join(missing[:3])}{more} "
-            "that the model config needs."
+            f"weights file {where} lacks tensor(s) {_names(missing)} that the model config needs."
         )
     if unknown:
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        raise CheckpointError(
-            f"weights file {where} has unknown tensor(s) {', '.join(unknown[:3])}{more}."
-        )
+        raise CheckpointError(f"weights file {where} has unknown tensor(s) {_names(unknown)}.")
     for name, ref in expected.items():
         t = tensors[name]
         if tuple(t.shape) != tuple(ref.shape):
@@ -504,12 +590,18 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     """
     from rir_core.model import build_model
 
-    files = _resolve(path)
-    info = _parse_sidecar(files)
-    tensors = read_safetensors(files.weights)
+    with _reading(path):
+        files = _resolve(path)
+        info = _parse_sidecar(files)
+        tensors = read_safetensors(files.weights)
+    # The names and shapes are checked against a model built on the meta device (shapes, no
+    # memory) before the real one is allocated: a 1 KB sidecar asking for D = 4096 would
+    # otherwise make the app allocate and initialise gigabytes for an upload it then refuses.
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        shapes = build_model(info.model_config).state_dict()
+    _check_weights(files.weights, tensors, shapes)
     model = build_model(info.model_config)
     expected = model.state_dict()
-    _check_weights(files.weights, tensors, expected)
     with torch.no_grad():
         for name, ref in expected.items():
             ref.copy_(tensors[name].to(ref.dtype))
@@ -524,23 +616,24 @@ def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CheckpointError: the checkpoint has no resume state, or it is malformed.
     """
-    files = _resolve(path)
-    if files.folder is None:
-        raise CheckpointError(f"{path} is a bare file pair, which holds no training state.")
-    json_path = files.folder / RESUME_JSON_FILE
-    if not json_path.is_file():
-        raise CheckpointError(
-            f"checkpoint {files.folder} has no training state ({RESUME_JSON_FILE} is missing)."
-        )
-    data = _read_json(json_path, "training state")
-    if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
-        raise CheckpointError(f"training state {json_path} must hold an object with a 'state'.")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"training state {json_path} has format_version {data.get('format_version')!r}, "
-            f"but this code reads only version {FORMAT_VERSION}."
-        )
-    tensors = read_safetensors(files.folder / RESUME_TENSORS_FILE, "training-state file")
+    with _reading(path):
+        files = _resolve(path)
+        if files.folder is None:
+            raise CheckpointError(f"{path} is a bare file pair, which holds no training state.")
+        json_path = files.folder / RESUME_JSON_FILE
+        if not json_path.is_file():
+            raise CheckpointError(
+                f"checkpoint {files.folder} has no training state ({RESUME_JSON_FILE} is missing)."
+            )
+        data = _read_json(json_path, "training state", strict=False)  # may hold -inf
+        if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
+            raise CheckpointError(f"training state {json_path} must hold an object with a 'state'.")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"training state {json_path} has format_version {data.get('format_version')!r}, "
+                f"but this code reads only version {FORMAT_VERSION}."
+            )
+        tensors = read_safetensors(files.folder / RESUME_TENSORS_FILE, "training-state file")
     used: set[str] = set()
     try:
         state = unflatten_state(data["state"], tensors, used)
@@ -555,6 +648,6 @@ def load_resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     if extra:
         raise CheckpointError(
             f"training-state file {files.folder / RESUME_TENSORS_FILE} has unknown tensor(s) "
-            f"{', '.join(extra[:3])}."
+            f"{_names(extra)}."
         )
     return state

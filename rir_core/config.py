@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,17 @@ class Alignment(enum.StrEnum):
 
 
 MODEL_TYPES = ("rir_ebt_grc", "ebt_grc", "bt_grc", "bbt_grc")
+SHOWN_CHARS = 40  # longest value an error message quotes
+
+
+def short_repr(value: Any, quote: bool = True) -> str:
+    """A value for an error message, cut to :data:`SHOWN_CHARS` characters: a hostile config
+    (a checkpoint's sidecar) cannot make the one-sentence message megabytes long."""
+    try:
+        text = repr(value) if quote else str(value)
+    except ValueError:  # an int too long to print
+        text = f"a {type(value).__name__} too long to show"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,12 @@ class ModelConfig:
             except ValueError:
                 allowed = ", ".join(a.value for a in Alignment)
                 raise ConfigError(
-                    f"alignment must be one of {allowed}, not {self.alignment!r}."
+                    f"alignment must be one of {allowed}, not {short_repr(self.alignment)}."
                 ) from None
         if self.model_type not in MODEL_TYPES:
             raise ConfigError(
-                f"model_type must be one of {', '.join(MODEL_TYPES)}, not {self.model_type!r}."
+                f"model_type must be one of {', '.join(MODEL_TYPES)}, "
+                f"not {short_repr(self.model_type)}."
             )
         ints = {
             "vocab_size": (2, None),
@@ -86,10 +99,10 @@ class ModelConfig:
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name} must be a whole number, not {value!r}.")
+                raise ConfigError(f"{name} must be a whole number, not {short_repr(value)}.")
             if value < lo or (hi is not None and value > hi):
                 bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-                raise ConfigError(f"{name} must be {bound}, not {value}.")
+                raise ConfigError(f"{name} must be {bound}, not {short_repr(value)}.")
         if self.s4d_state_size % 2:
             raise ConfigError(
                 f"s4d_state_size must be even (complex pairs), not {self.s4d_state_size}."
@@ -102,11 +115,13 @@ class ModelConfig:
                 f"({self.hidden_size})."
             )
         if not isinstance(self.use_s4d, bool):
-            raise ConfigError(f"use_s4d must be true or false, not {self.use_s4d!r}.")
+            raise ConfigError(f"use_s4d must be true or false, not {short_repr(self.use_s4d)}.")
         for name in ("dropout", "s4d_dt_min", "s4d_dt_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name} must be a number, not {value!r}.")
+                raise ConfigError(f"{name} must be a number, not {short_repr(value)}.")
+            if not math.isfinite(value):  # s4d_dt_max = inf would pass the range check below
+                raise ConfigError(f"{name} must be a finite number, not {short_repr(value)}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}.")
         if not 0.0 < self.s4d_dt_min <= self.s4d_dt_max:
@@ -129,7 +144,9 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"unknown model config field(s): {', '.join(unknown)}.")
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            names = ", ".join(short_repr(k, quote=False) for k in unknown[:3])
+            raise ConfigError(f"unknown model config field(s): {names}{more}.")
         return cls(**d)
 
     @classmethod

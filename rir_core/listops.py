@@ -254,7 +254,9 @@ def parse(text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Expr:
     if len(toks) > max_tokens:
         over = toks[max_tokens].start
         raise ListOpsSyntaxError(
-            f"input has {len(toks)} tokens, more than the limit of {max_tokens}", over
+            f"input has {len(toks)} tokens, more than the limit of {max_tokens} "
+            f"(token {max_tokens + 1} is at character {over})",
+            over,
         )
 
     stack: list[_OpenOp] = []

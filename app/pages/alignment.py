@@ -338,7 +338,7 @@ def render() -> None:
     state.expression_box()
     parsed = state.parse_expression(settings.expression)
     if parsed.error:
-        st.error(parsed.error)
+        st.error(F.md_escape(parsed.error))  # it quotes what was typed: shown as typed
         if parsed.position is not None:
             line, caret = F.caret_lines(parsed.text, parsed.position)
             st.code(f"{line}\n{caret}", language=None)
@@ -363,7 +363,7 @@ def render() -> None:
         }
     except Exception as exc:  # no traceback in the UI; the server log keeps it
         log.exception("trace failed")
-        st.error(f"The model failed on this input ({type(exc).__name__}: {exc}).")
+        st.error(F.md_escape(f"The model failed on this input ({type(exc).__name__}: {exc})."))
         return
     trace = trace_of[settings.alignment]
     if A.aligned_levels(trace):

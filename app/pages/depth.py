@@ -21,6 +21,7 @@ import torch
 
 from app import depth_lab as D
 from app import state
+from app.figures import md_escape
 from rir_core.config import ModelConfig
 from rir_core.pretrained import PRETRAINED_DIR
 
@@ -199,7 +200,11 @@ def render() -> None:
     state.expression_box()
     parsed = state.parse_expression(settings.expression)
     if parsed.error:
-        st.warning(f"The current expression does not parse ({parsed.error}), so it is not marked.")
+        st.warning(
+            md_escape(
+                f"The current expression does not parse ({parsed.error}), so it is not marked."
+            )
+        )
     width = st.slider(
         "Chunk width W for the curves",
         *state.WIDTH_RANGE,

@@ -138,7 +138,7 @@ def expression_input() -> None:
 
 
 def show_error(parsed: state.Parsed) -> None:
-    st.error(parsed.error)
+    st.error(F.md_escape(parsed.error))  # it quotes what was typed: shown as typed
     if parsed.position is not None:
         line, caret = F.caret_lines(parsed.text, parsed.position)
         st.code(f"{line}\n{caret}", language=None)
@@ -470,11 +470,11 @@ def render() -> None:
     try:
         trace = state.trace_for(loaded, parsed.canonical, settings)
     except ValueError as exc:
-        st.error(f"The model cannot run with these settings: {exc}")
+        st.error(F.md_escape(f"The model cannot run with these settings: {exc}"))
         return
     except Exception as exc:  # a bug must not show a traceback to a class; the log keeps it
         log.exception("trace failed")
-        st.error(f"The model failed on this input ({type(exc).__name__}: {exc}).")
+        st.error(F.md_escape(f"The model failed on this input ({type(exc).__name__}: {exc})."))
         return
     answer(trace, loaded)
     gold_tree(parsed, trace["tokens"], trace)

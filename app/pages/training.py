@@ -20,6 +20,7 @@ import streamlit as st
 
 from app import estimate, jobs, model_store, run_log, state
 from app import training_figures as TF
+from app.figures import md_escape
 from rir_core.config import Alignment
 from rir_core.presets import PRESETS
 
@@ -54,7 +55,7 @@ def _flash(message: str) -> None:
 def _show_flash() -> None:
     message = st.session_state.pop(KEY + "flash", None)
     if message:
-        st.error(message)
+        st.error(md_escape(message))
 
 
 def _act(action, *args) -> None:
@@ -162,7 +163,7 @@ def new_run() -> None:
         st.caption(f"Custom settings, based on the {settings.preset} preset.")
     problem = settings.problem()
     if problem:
-        st.error(f"These settings cannot train: {problem}")
+        st.error(md_escape(f"These settings cannot train: {problem}"))  # quotes the watch field
     else:
         est = estimate.estimate(settings, jobs.runs_dir())
         limit = {
@@ -440,7 +441,7 @@ def upload() -> None:
         st.session_state[KEY + "upload_memo"] = memo
     option = memo[1]
     if isinstance(option, str):
-        st.error(option, icon=":material/error:")
+        st.error(md_escape(option), icon=":material/error:")  # quotes the file names
         return
     st.success(f"Added to the model picker: {option.label}.", icon=":material/check:")
     st.button(
@@ -465,7 +466,8 @@ def render() -> None:
     job_id = st.query_params.get("job") or st.session_state.get(KEY + "job")
     job = jobs.get_job(job_id) if job_id else None
     if job_id and job is None:
-        st.warning(f"There is no run {job_id!r} in {jobs.runs_dir()}.")
+        shown = job_id if len(job_id) <= 80 else job_id[:77] + "..."  # from the URL: any text
+        st.warning(md_escape(f"There is no run {shown!r} in {jobs.runs_dir()}."))
     elif job is not None:
         st.session_state[KEY + "job"] = job.id
         if st.query_params.get("job") != job.id:
