@@ -16,7 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from app import state, teacher  # noqa: E402  (needs the path above)
+from app import housekeeping, state, teacher  # noqa: E402  (needs the path above)
+
+housekeeping.start()  # once per server: frees memory when the last tab has gone
 
 st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
 

@@ -89,6 +89,7 @@ class RunResult:
     exceptions: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # markdown, captions, metric values, alerts
     errors: list[str] = field(default_factory=list)  # st.error bodies (expected for bad input)
+    metrics: dict[str, str] = field(default_factory=dict)  # st.metric label -> value
 
 
 def _element_texts(element: Any) -> tuple[str, list[str]]:
@@ -159,6 +160,8 @@ class StreamlitClient:
                     result.exceptions.append(f"{e.type}: {e.message}")
                 elif etype == "alert" and element.alert.format == element.alert.ERROR:
                     result.errors.extend(texts)
+                elif etype == "metric":
+                    result.metrics[element.metric.label] = element.metric.body
                 result.texts.extend(texts)
                 body = getattr(element, etype) if etype else None
                 if body is not None and hasattr(body, "id") and hasattr(body, "label") and body.id:
