@@ -227,6 +227,23 @@ def tree_downloads(make_graph, key: str, trace: dict, what: str) -> None:
     )
 
 
+def _memo(name: str, trace: dict, args: tuple, build):
+    """What ``build(*args)`` gave the last time this session drew ``name`` for this trace.
+
+    Stepping through the merges of one chunk redraws the outer picture and the level summary
+    unchanged: they are built once per (trace, level, chunk), not at every step (the outer figure
+    was a fifth of a step's server time under the classroom load, docs/reliability.md). The memo
+    holds the trace itself, so ``is`` can never match a newer trace at a recycled address.
+    """
+    slot = f"explorer.memo.{name}"
+    memo = ss.get(slot)
+    if memo is not None and memo[0] is trace and memo[1] == args:
+        return memo[2]
+    value = build(*args)
+    ss[slot] = (trace, args, value)
+    return value
+
+
 def outer_recursion(trace: dict) -> int:
     levels, tokens = trace["levels"], trace["tokens"]
     st.subheader("Outer recursion: chunk levels")
@@ -239,7 +256,7 @@ def outer_recursion(trace: dict) -> int:
     level = _clamp(LEVEL, 0, len(levels) - 1)
     chunk = _clamp(CHUNK, 0, len(levels[level]["chunks"]) - 1)
     st.plotly_chart(
-        F.outer_levels_figure(levels, tokens, level, chunk),
+        _memo("outer", trace, (levels, tokens, level, chunk), F.outer_levels_figure),
         key="explorer.outer_chart",
         on_select=_on_outer_select,
         selection_mode="points",
@@ -260,7 +277,8 @@ def outer_recursion(trace: dict) -> int:
         on_change=_reset_inner,
     )
     with st.expander("Level summary (every level in numbers)"):
-        st.dataframe(F.levels_table(levels, trace["settings"]["chunk_width"]), hide_index=True)
+        table = _memo("levels", trace, (levels, trace["settings"]["chunk_width"]), F.levels_table)
+        st.dataframe(table, hide_index=True)
     lv = levels[level]
     width = trace["settings"]["chunk_width"]
     why = (
