@@ -396,6 +396,11 @@ def print_report(report: dict[str, Any]) -> None:
             "server memory (MiB): "
             + ", ".join(f"{k} {v:.0f}" for k, v in m.items() if isinstance(v, (int, float)))
         )
+    if len(report.get("waves", [])) > 1:
+        for w in report["waves"]:
+            print(f"wave {w['wave']}: {w['actions']} actions, {w['errors']} errors, memory peak "
+                  f"{w['peak']:.0f}, end {w['end_of_load']:.0f}, after cooldown "
+                  f"{w['after_cooldown']:.0f} MiB")  # fmt: skip
     for line in report["error_samples"]:
         print("error:", line)
 
@@ -449,18 +454,35 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
         report["warm_up_s"] = round(warm, 2)
         job_id = start_training_job(runs) if args.with_training else None
         actions: list[Action] = []
-        asyncio.run(drive(url, plan, pool, actions))
-        memory["end_of_load"] = sampler.now()
-        if job_id:
-            from app import jobs
+        waves = []
+        for wave in range(args.waves):  # a class, its cooldown, the next class on the same server
+            before = len(actions)
+            wave_start = time.time() - sampler.t0
+            asyncio.run(drive(url, plan, pool, actions))
+            end_of_load = sampler.now()
+            if job_id and wave == 0:
+                from app import jobs
 
-            job = jobs.get_job(job_id, runs)
-            report["training_job"] = {"id": job_id, "status": job.status if job else "missing"}
-            with contextlib.suppress(Exception):
-                jobs.stop_job(job_id, runs)
-        time.sleep(args.cooldown)
-        memory["after_cooldown"] = sampler.now()
+                job = jobs.get_job(job_id, runs)
+                report["training_job"] = {"id": job_id, "status": job.status if job else "missing"}
+                with contextlib.suppress(Exception):
+                    jobs.stop_job(job_id, runs)
+            time.sleep(args.cooldown)
+            peak = max((v for t, v in sampler.samples if t >= wave_start), default=None)
+            waves.append(
+                {
+                    "wave": wave + 1,
+                    "actions": len(actions) - before,
+                    "errors": sum(a.status != "ok" for a in actions[before:]),
+                    "peak": peak,
+                    "end_of_load": end_of_load,
+                    "after_cooldown": sampler.now(),
+                }
+            )
+        memory["end_of_load"] = waves[-1]["end_of_load"]
+        memory["after_cooldown"] = waves[-1]["after_cooldown"]
         memory["cooldown_s"] = args.cooldown
+        report["waves"] = waves
         sampler.halt.set()
         memory["peak"] = max((v for _, v in sampler.samples), default=None)
         report["memory_series"] = sampler.samples
@@ -496,6 +518,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds of reading after a round of stepping (default 5-15)")  # fmt: skip
     p.add_argument("--cooldown", type=float, default=60.0,
                    help="seconds after the sessions close to the last memory reading")  # fmt: skip
+    p.add_argument("--waves", type=int, default=1,
+                   help="classes in a row on one server, each with its cooldown")  # fmt: skip
     p.add_argument("--with-training", action="store_true", help="one training job alongside")
     p.add_argument("--model", default="", help="RIR_APP_MODEL for the server (default: shipped)")
     p.add_argument("--seed", type=int, default=0)
