@@ -50,14 +50,15 @@ FONT = "monospace"
 
 
 def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        plot_bgcolor="white",
-        showlegend=False,
-        hoverlabel={"font_family": FONT},
-    )
+    # Plain attribute assignments, not ``update_layout(**kw)``: the same figure, built 2-4x
+    # faster (no magic-underscore path parsing), and every Explorer step draws several.
+    layout = fig.layout
+    layout.title = {"text": title, "font": {"size": 14}}
+    layout.height = height
+    layout.margin = {"l": 10, "r": 10, "t": 40, "b": 10}
+    layout.plot_bgcolor = "white"
+    layout.showlegend = False
+    layout.hoverlabel = {"font_family": FONT}
     return fig
 
 
