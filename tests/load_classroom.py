@@ -459,7 +459,7 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
             before = len(actions)
             wave_start = time.time() - sampler.t0
             asyncio.run(drive(url, plan, pool, actions))
-            end_of_load = sampler.now()
+            end_of_load, load_end_s = sampler.now(), time.time() - sampler.t0
             if job_id and wave == 0:
                 from app import jobs
 
@@ -472,6 +472,8 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
             waves.append(
                 {
                     "wave": wave + 1,
+                    "start_s": round(wave_start, 1),
+                    "end_s": round(load_end_s, 1),
                     "actions": len(actions) - before,
                     "errors": sum(a.status != "ok" for a in actions[before:]),
                     "peak": peak,
@@ -508,6 +510,36 @@ async def _warm_up(url: str) -> float:
         await client.close()
 
 
+def plot_memory(report: dict[str, Any], path: Path) -> None:
+    """Server memory over time (PNG), the classes shaded, each cooldown left white."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s[0] for s in report["memory_series"]]
+    mib = [s[1] for s in report["memory_series"]]
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)
+    ax.plot(t, mib, color="#2f6f9f", lw=1.5, label="server resident memory")
+    for w in report.get("waves", []):
+        if "start_s" in w:
+            ax.axvspan(w["start_s"], w["end_s"], color="#f2c14e", alpha=0.25, lw=0)
+            ax.text(w["start_s"] + 3, min(mib) + 5, f"class {w['wave']}", fontsize=8)
+    base = report["memory_mib"].get("after_warm_up")
+    if base:
+        ax.axhline(base, color="grey", ls="--", lw=1, label="after warm-up (model loaded)")
+    ax.set_xlabel("seconds since the server started")
+    ax.set_ylabel("MiB")
+    ax.set_title(f"{report['sessions']} sessions"
+                 f"{' with a training job' if report['training'] else ''}: memory over time",
+                 fontsize=10)  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=30)
@@ -528,6 +560,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra `streamlit run` option")  # fmt: skip
     p.add_argument("--json", type=Path, help="write the report here")
+    p.add_argument("--plot", type=Path, help="draw the memory over time here (PNG)")
+    p.add_argument("--plot-from", type=Path, help="only redraw --plot from this saved report")
     args = p.parse_args(argv)
     if args.short:
         args.sessions, args.minutes, args.cooldown = min(args.sessions, 3), 20 / 60, 5.0
@@ -537,7 +571,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.plot_from:
+        plot_memory(json.loads(args.plot_from.read_text()), args.plot or Path("memory.png"))
+        return 0
     report = run_load(args)
+    if args.plot:
+        plot_memory(report, args.plot)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

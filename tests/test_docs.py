@@ -28,7 +28,8 @@ requirement must be installed at its pinned version), `streamlit run` (a server 
 stopped; the browser tests start exactly this command, AppTest runs the same script), `python
 -m pytest` (the suite itself), `torchrun` (several processes or machines; tests/test_ddp.py runs
 2 gloo ranks), `python tests/screenshots.py` (a server and Chromium for a minute),
-`python -m rir_core.bench` (minutes).
+`python -m rir_core.bench` (minutes), `python tests/load_classroom.py` (a server and 30
+sessions for minutes; tests/test_load.py runs its short mode).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ CHECKED_COMMANDS = {
     "tests/screenshots.py": "starts the app and Chromium for a minute; same harness as the "
     "browser tests",
     "rir_core.bench": "takes minutes",
+    "tests/load_classroom.py": "30 sessions for minutes; tests/test_load.py runs its --short mode",
 }
 RUN_MODULES = {"rir_core.train", "rir_core.evaluate", "rir_core.trace", "rir_core.generate"}
 
@@ -184,8 +186,8 @@ def plan(tokens: list[str]) -> Plan:
         return Plan("check", tokens, CHECKED_COMMANDS["pip"])
     if prog in ("streamlit", "torchrun"):
         return Plan("check", tokens, CHECKED_COMMANDS[prog])
-    if prog == "python" and len(tokens) > 1 and tokens[1] == "tests/screenshots.py":
-        return Plan("check", tokens, CHECKED_COMMANDS["tests/screenshots.py"])
+    if prog == "python" and len(tokens) > 1 and tokens[1] in CHECKED_COMMANDS:
+        return Plan("check", tokens, CHECKED_COMMANDS[tokens[1]])
     if prog == "python" and len(tokens) > 2 and tokens[1] == "-m":
         module, args = tokens[2], _substitute(tokens[3:])
         if module in ("pytest", "rir_core.bench"):
@@ -307,8 +309,8 @@ def check(tokens: list[str]) -> None:
         _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:m]), "torchrun")
         module = tokens[m + 1]
         _assert_knows(help_text("-m", module), _flags(tokens[m + 2 :]), module)
-    elif tokens[1] == "tests/screenshots.py":
-        _assert_knows(help_text("tests/screenshots.py"), _flags(tokens[2:]), tokens[1])
+    elif tokens[1] in CHECKED_COMMANDS:  # a script: tests/screenshots.py, tests/load_classroom.py
+        _assert_knows(help_text(tokens[1]), _flags(tokens[2:]), tokens[1])
     else:  # python -m pytest / rir_core.bench
         _assert_knows(help_text("-m", tokens[2]), _flags(tokens[3:]), tokens[2])
 

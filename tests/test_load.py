@@ -24,7 +24,8 @@ EXPRESSION = "[MAX 1 [MIN 3 4 ] [SM 2 5 ] 6 ]"
 @pytest.mark.slow
 def test_the_short_load_run_serves_every_action_without_error(tmp_path):
     out = tmp_path / "load.json"
-    code = L.main(["--short", "--model", "random-small", "--json", str(out)])
+    png = tmp_path / "memory.png"
+    code = L.main(["--short", "--model", "random-small", "--json", str(out), "--plot", str(png)])
     report = json.loads(out.read_text())
     assert code == 0, report["error_samples"]
     assert report["errors"] == 0 and report["server_alive"]
@@ -33,6 +34,7 @@ def test_the_short_load_run_serves_every_action_without_error(tmp_path):
     assert all(a["seconds"] > 0 for a in report["raw"])
     if Path("/proc/self/status").exists():  # memory figures where /proc exists
         assert {"start", "after_warm_up", "peak", "after_cooldown"} <= set(report["memory_mib"])
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _apptest_view() -> dict[str, str]:
