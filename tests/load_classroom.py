@@ -196,6 +196,29 @@ class StreamlitClient:
 # The server and its memory
 
 
+def run_async(coro: Any) -> Any:
+    """``asyncio.run(coro)``, in a thread of its own where this thread already runs an event loop
+    (under pytest, Playwright's sync API leaves one running on the main thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="load-client")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -449,7 +472,7 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
         sampler = MemorySampler(proc.pid)
         sampler.start()
         memory: dict[str, Any] = {"start": sampler.now()}
-        warm = asyncio.run(_warm_up(url))  # loads the model once, as the first visitor does
+        warm = run_async(_warm_up(url))  # loads the model once, as the first visitor does
         memory["after_warm_up"] = sampler.now()
         report["warm_up_s"] = round(warm, 2)
         job_id = start_training_job(runs) if args.with_training else None
@@ -458,7 +481,7 @@ def run_load(args: argparse.Namespace) -> dict[str, Any]:
         for wave in range(args.waves):  # a class, its cooldown, the next class on the same server
             before = len(actions)
             wave_start = time.time() - sampler.t0
-            asyncio.run(drive(url, plan, pool, actions))
+            run_async(drive(url, plan, pool, actions))
             end_of_load, load_end_s = sampler.now(), time.time() - sampler.t0
             if job_id and wave == 0:
                 from app import jobs

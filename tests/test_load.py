@@ -7,7 +7,6 @@ docs/reliability.md with the command that produced them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -68,7 +67,7 @@ async def _websocket_view(url: str) -> dict[str, str]:
 def test_websocket_clients_see_the_page_apptest_sees(monkeypatch):
     monkeypatch.setenv(state.MODEL_ENV, "random-small")
     with L.streamlit_server({state.MODEL_ENV: "random-small"}) as (url, _):
-        seen = asyncio.run(_websocket_view(url))
+        seen = L.run_async(_websocket_view(url))
     expected = _apptest_view()
     assert seen == expected
     assert {"Prediction", "Ground truth"} <= set(seen)
