@@ -101,3 +101,13 @@ def fake_finished_job(root: Path, name: str = "20240102-030405-abcd") -> Path:
     for step, dev in ((0, None), (10, 0.3), (20, 0.4)):
         write_parse(job_dir, model, settings.watch, step, dev)
     return job_dir
+
+
+def kill_workers() -> None:
+    """Kill the job workers this process started and that still run (a failed test's)."""
+    from app import jobs
+
+    for child in list(jobs._CHILDREN.values()):
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from job_helpers import tiny_checkpoint, tiny_settings
+from job_helpers import kill_workers, tiny_checkpoint, tiny_settings
 from streamlit.testing.v1 import AppTest
 
 from app import jobs, model_store, run_log, state
@@ -75,10 +75,7 @@ def environment(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "2")
     monkeypatch.setenv(jobs.THREADS_ENV, "1")
     yield runs
-    for child in list(jobs._CHILDREN.values()):  # a failed test leaves no worker behind
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    kill_workers()  # a failed test leaves no worker behind
 
 
 def _ok(at: AppTest) -> None:

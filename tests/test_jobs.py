@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from job_helpers import fake_active_job, tiny_checkpoint, tiny_settings
+from job_helpers import fake_active_job, kill_workers, tiny_checkpoint, tiny_settings
 
 from app import estimate, job_worker, jobs, model_store, run_log
 from app.jobs import CapacityError, JobError, JobSettings
@@ -31,10 +31,7 @@ def runs(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "2")
     monkeypatch.setenv(jobs.THREADS_ENV, "1")
     yield root
-    for child in list(jobs._CHILDREN.values()):  # a failed test leaves no worker behind
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    kill_workers()  # a failed test leaves no worker behind
 
 
 @pytest.fixture

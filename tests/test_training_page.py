@@ -37,6 +37,20 @@ def sleepers():
         proc.wait()
 
 
+@pytest.fixture
+def sleeping_workers(sleepers, monkeypatch):
+    """Jobs start a sleeping stand-in (named like a worker) instead of training."""
+
+    def fake_spawn(job_dir: Path, extra: list[str]) -> int:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(300)", "app.job_worker", str(job_dir)]
+        )
+        sleepers.append(proc)
+        return proc.pid
+
+    monkeypatch.setattr(jobs, "_spawn", fake_spawn)
+
+
 def _page(**query: str) -> AppTest:
     at = AppTest.from_file(str(APP_SCRIPT), default_timeout=60)
     at.switch_page("pages/training.py")
@@ -76,13 +90,7 @@ def test_the_page_shows_the_estimate_before_starting():
     assert any("Custom settings, based on the cpu preset" in c.value for c in at.caption)
 
 
-def test_early_stopping_can_be_turned_off_and_reaches_the_job(environment, sleepers, monkeypatch):
-    def fake_spawn(job_dir: Path, extra: list[str]) -> int:
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        sleepers.append(proc)
-        return proc.pid
-
-    monkeypatch.setattr(jobs, "_spawn", fake_spawn)
+def test_early_stopping_can_be_turned_off_and_reaches_the_job(environment, sleeping_workers):
     at = _page()
     assert at.number_input(key="training.patience").value == 4  # the classroom preset's
     assert "Early stopping may end it sooner" in _texts(at.info)
@@ -117,15 +125,7 @@ def test_full_server_shows_the_cap_message(environment, sleepers):
     assert _button(at, "start").disabled
 
 
-def test_start_shows_the_run_and_one_run_per_session(environment, sleepers, monkeypatch):
-    def fake_spawn(job_dir: Path, extra: list[str]) -> int:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(300)", "app.job_worker", str(job_dir)]
-        )
-        sleepers.append(proc)
-        return proc.pid
-
-    monkeypatch.setattr(jobs, "_spawn", fake_spawn)
+def test_start_shows_the_run_and_one_run_per_session(environment, sleeping_workers):
     at = _page()
     _button(at, "start").click().run()
     _ok(at)
