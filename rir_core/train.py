@@ -183,6 +183,23 @@ def _recipe_from_checkpoint(ckpt: Path) -> Preset:
         raise CheckpointError(f"checkpoint {ckpt} has a malformed recipe ({err}).") from None
 
 
+def _init_weights(model: torch.nn.Module, path: str) -> None:
+    """Start ``model`` from the weights of the checkpoint at ``path`` (its config must match)."""
+    source, info = load_checkpoint(path, device="cpu")
+    if info.model_config != model.config:
+        diff = [
+            f"{k} {getattr(info.model_config, k)!r} (run: {getattr(model.config, k)!r})"
+            for k in vars(model.config)
+            if getattr(info.model_config, k, None) != getattr(model.config, k)
+        ]
+        raise ConfigError(
+            f"--init-from {path}: its model differs from this run's in {', '.join(diff)}."
+        )
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(source.state_dict()[name])
+
+
 def resolve_recipe(
     preset: str | None = None,
     config_file: str | os.PathLike[str] | None = None,
@@ -408,6 +425,8 @@ def _prepare(
         model.train()
     else:
         model = build_model(recipe.model).to(device)
+        if cfg.init_from:
+            _init_weights(model, cfg.init_from)
     if env.world > 1:
         torch.manual_seed(cfg.seed + 1_000_003 * env.rank)  # different dropout on every rank
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -572,6 +591,15 @@ def train(
 # Command line
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 8,15,30, not {text!r}"
+        ) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rir_core.train",
@@ -615,6 +643,13 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, help="steps between dev evaluations (0: epochs)")
     t.add_argument("--eval-batch-size", type=int)
     t.add_argument("--seed", type=int)
+    t.add_argument(
+        "--chunk-widths",
+        type=_int_list,
+        metavar="W,W,...",
+        help="chunk-width augmentation: each step draws its RIR chunk width from this list",
+    )
+    t.add_argument("--init-from", metavar="CKPT", help="start from this checkpoint's weights")
     d = p.add_argument_group("data (DataRecipe)")
     d.add_argument("--train-n", type=int, help="take the first N training examples")
     d.add_argument("--dev-n", type=int, help="take the first N dev examples")
@@ -650,6 +685,8 @@ _TRAIN_FLAGS = (
     "eval_every",
     "eval_batch_size",
     "seed",
+    "chunk_widths",
+    "init_from",
 )
 _DATA_FLAGS = ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens", "train_file", "dev_file")
 

@@ -84,6 +84,11 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast (CUDA)
     max_steps: int | None = None  # stop after this many optimizer steps in total
     max_minutes: float | None = None  # stop after this many minutes of this invocation
+    # Chunk-width augmentation: each step runs RIR with a chunk width drawn from this list
+    # (empty: the model's own W). No parameter depends on W, so a model trained on a mix still
+    # runs at any W; small widths make short training inputs span several outer levels.
+    chunk_widths: tuple[int, ...] = ()
+    init_from: str | None = None  # checkpoint whose weights start the run (fine-tuning)
 
     def __post_init__(self) -> None:
         positive = {
@@ -120,6 +125,19 @@ class TrainConfig:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}."
             )
+        if isinstance(self.chunk_widths, (list, tuple)):
+            object.__setattr__(self, "chunk_widths", tuple(self.chunk_widths))
+        else:
+            raise ConfigError(
+                f"chunk_widths must be a list of chunk widths, not {self.chunk_widths!r}."
+            )
+        for w in self.chunk_widths:
+            if isinstance(w, bool) or not isinstance(w, int) or w < 2:
+                raise ConfigError(f"every chunk width must be an integer of at least 2, not {w!r}.")
+        if self.init_from is not None and not (
+            isinstance(self.init_from, str) and self.init_from.strip()
+        ):
+            raise ConfigError(f"init_from must be a checkpoint path, not {self.init_from!r}.")
         if not isinstance(self.amp, bool):
             raise ConfigError(f"amp must be true or false, not {self.amp!r}.")
         if not isinstance(self.device, str) or not (
@@ -328,6 +346,17 @@ class Trainer:
             self._epoch_cache = (epoch, batches)
         return self._epoch_cache[1]
 
+    def step_chunk_width(self, step: int) -> int | None:
+        """The chunk width of training step ``step`` (None: the model's own).
+
+        A pure function of the seed and the step, so every rank draws the same width and a
+        resumed run draws what the uninterrupted one would have.
+        """
+        widths = self.config.chunk_widths
+        if not widths:
+            return None
+        return random.Random(f"rir-train-width:{self.config.seed}:{step}").choice(widths)
+
     def planned_steps(self) -> int:
         """Steps until the last epoch ends or ``max_steps`` (early stopping may end sooner)."""
         total = len(self.epoch_batches(self.epoch)) * self.config.epochs
@@ -497,6 +526,7 @@ class Trainer:
         )  # (B,) one seed per example of the global batch
         share = batch[self.rank :: self.world]
         examples = [self.train_data[i] for i in share]
+        width = self.step_chunk_width(self.step)
         ids, mask, labels = encode_examples(examples)  # (b, L), (b, L), (b,)
         ids, mask, labels = ids.to(self.device), mask.to(self.device), labels.to(self.device)
         logits = self.model(
@@ -505,6 +535,7 @@ class Trainer:
             seeds[self.rank :: self.world].to(self.device),
             lengths=[len(ex) for ex in examples],
             amp=cfg.amp,
+            **({"chunk_width": width} if width is not None else {}),
         )  # (b, Y)
         local_loss = self.loss_fn(logits, labels)
         # DDP averages gradients over ranks; weighting each rank's mean by its share makes the

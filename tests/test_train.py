@@ -379,3 +379,76 @@ def test_sigterm_saves_and_resumes(tmp_path: Path, data_files: dict[str, str]) -
     )
     assert resumed.returncode == 0, resumed.stderr
     assert load_resume_state(out / "last")["step"] == stopped_at + 2
+
+
+def test_chunk_width_augmentation_draws_per_step_and_resumes_exactly(
+    tmp_path: Path, data_files: dict[str, str]
+) -> None:
+    """Each step runs at a width drawn from ``chunk_widths``; a resumed run draws the same."""
+    trainer = _trainer(data_files, None, chunk_widths=(2, 3, 30))
+    widths = [trainer.step_chunk_width(s) for s in range(60)]
+    assert set(widths) == {2, 3, 30}
+    assert widths == [trainer.step_chunk_width(s) for s in range(60)]
+    assert _trainer(data_files, None).step_chunk_width(0) is None
+    # The width reaches the model: record what each forward pass was given.
+    seen: list[int | None] = []
+    original = trainer.module.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("chunk_width"))
+        return original(*args, **kwargs)
+
+    trainer.model.forward = spy  # type: ignore[method-assign]
+    for step, batch in enumerate(trainer.epoch_batches(0)[:4]):
+        trainer.step = step
+        trainer._train_step(batch)
+    assert seen == widths[:4]
+    # Exact resume still holds with the augmentation on.
+    straight = _run(tmp_path / "a", data_files, chunk_widths=(2, 3), max_steps=6)
+    _run(tmp_path / "b", data_files, chunk_widths=(2, 3), max_steps=3)
+    resumed = _run(tmp_path / "b", data_files, resume=True, max_steps=6)
+    assert straight.step == resumed.step == 6
+    wa = load_file(str(tmp_path / "a" / "last" / WEIGHTS_FILE))
+    wb = load_file(str(tmp_path / "b" / "last" / WEIGHTS_FILE))
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    with pytest.raises(ConfigError, match="chunk width must be an integer of at least 2"):
+        TrainConfig(chunk_widths=(1, 5))
+
+
+def test_init_from_starts_with_the_checkpoint_weights(
+    tmp_path: Path, data_files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path / "base", data_files, max_steps=2)
+    base = load_file(str(tmp_path / "base" / "last" / WEIGHTS_FILE))
+    run = train_mod.prepare(
+        "classroom",
+        model_overrides=TINY_MODEL,
+        train_overrides={"init_from": str(tmp_path / "base" / "last"), "max_steps": 1},
+        data_overrides=data_files,
+        out=tmp_path / "tuned",
+    )
+    start = run.trainer.module.state_dict()
+    assert start.keys() == base.keys()
+    for name in base:
+        assert torch.equal(start[name], base[name]), name
+    assert run.fit().step == 1
+    sidecar = json.loads((tmp_path / "tuned" / "last" / "model.json").read_text())
+    assert str(tmp_path / "base" / "last") in json.dumps(sidecar)  # the recipe records it
+    # A checkpoint of another shape is refused in one sentence.
+    err = _cli_error(
+        [
+            "--preset",
+            "classroom",
+            "--hidden-size",
+            "24",
+            "--init-from",
+            str(tmp_path / "base" / "last"),
+            "--train-file",
+            data_files["train_file"],
+            "--out",
+            str(tmp_path / "other"),
+        ],
+        capsys,
+    )
+    assert "its model differs from this run's in hidden_size 16 (run: 24)" in err
