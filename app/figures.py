@@ -435,16 +435,25 @@ def beam_tree_figure(
     score: float,
     title: str,
     min_span: int | None = 1,
+    built: list[list[int]] | None = None,
 ) -> go.Figure:
     """A model beam's binary tree; internal nodes whose span is a gold constituent are green.
-    ``min_span`` as in :func:`gold_tree_figure`."""
+    ``min_span`` as in :func:`gold_tree_figure`. ``built`` (the trace's final beam ``built``
+    list, ``[first, last, level, chunk, step]`` per merged node) adds to each node's hover the
+    outer level, chunk and merge step at which the search built it."""
     layout, note = _compact(binary_tree_layout(tree, tokens), min_span)
     gold = {tuple(s) for s in gold_spans}
+    where = {(b[0], b[1]): b[2:] for b in built or [] if b[2] >= 0}
     colors = [GOLD if tuple(s) in gold else PRIMARY for s in layout.spans]
-    hover = [
-        f"beam score {score:.3f}" + (" · gold constituent" if tuple(s) in gold else "")
-        for s in layout.spans
-    ]
+
+    def hover_of(span: tuple[int, int]) -> str:
+        text = f"this beam's score {score:.3f}"
+        if span in where:
+            level, chunk, step = where[span]
+            text = f"built at level {level}, chunk {chunk}, merge step {step}<br>" + text
+        return text + (" · gold constituent" if span in gold else "")
+
+    hover = [hover_of(tuple(s)) for s in layout.spans]
     return tree_figure(layout, tokens, title + note, colors, hover)
 
 

@@ -60,6 +60,7 @@ QUERY_KEYS = {
     "explorer.level": "level",
     "explorer.chunk": "chunk",
     "explorer.step": "step",
+    "explorer.final_beam": "beam",
 }
 SETTING_KEYS = [k for k in QUERY_KEYS if k.startswith("settings.")]
 # Teacher mode (app/teacher.py): on from ?teacher=1; the links the pages write keep it.
@@ -496,6 +497,7 @@ def reset_view() -> None:
     ss = st.session_state
     ss["explorer.preset"] = None
     ss["explorer.level"], ss["explorer.chunk"], ss["explorer.step"] = 0, 0, 1
+    ss.pop("explorer.final_beam", None)  # the best beam of the new trace
 
 
 def expression_box(container: Any = st) -> str:

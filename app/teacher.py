@@ -14,6 +14,7 @@ value, and a lesson link still sets it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import streamlit as st
 
@@ -35,6 +36,9 @@ ADVANCED_KEYS = (
 # Key prefixes hidden too: the Explorer's download buttons (explorer.dot.*, explorer.graphml.*).
 ADVANCED_PREFIXES = ("explorer.dot.", "explorer.graphml.", "explorer.trace_json")
 ROOT_FONT_PX = 21  # Streamlit sizes text in rem: the root font scales all of it (default 16)
+# Plotly does not follow the page's CSS: in teacher mode every chart gets these text sizes.
+CHART_FONT_PX = 17
+CHART_TICK_PX = 14
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -72,6 +76,24 @@ def css() -> str:
         # Use the projector's whole width.
         '[data-testid="stMainBlockContainer"] { max-width: 100% !important; }\n'
     )
+
+
+def projected(fig: Any) -> Any:
+    """A copy of the plotly figure ``fig`` with text large enough for a projector (the
+    figure itself may be cached, so it is left alone)."""
+    import plotly.graph_objects as go
+
+    big = go.Figure(fig)
+    big.update_layout(font={"size": CHART_FONT_PX}, title_font_size=CHART_FONT_PX + 1)
+    big.update_xaxes(tickfont_size=CHART_TICK_PX)
+    big.update_yaxes(tickfont_size=CHART_TICK_PX)
+    return big
+
+
+def plotly_chart(fig: Any, *, key: str, container: Any = None, **kwargs: Any) -> Any:
+    """``st.plotly_chart`` for every page: in teacher mode the chart's text is enlarged."""
+    target = st if container is None else container
+    return target.plotly_chart(projected(fig) if enabled() else fig, key=key, **kwargs)
 
 
 def _read_teacher_param() -> None:

@@ -116,6 +116,9 @@ class TraceRecorder:
         self.steps_run = 0
         self.final_trees: list[Tree] = []
         self._plan: LevelPlan | None = None
+        # Where every merged node was built: id -> (node, level, chunk, step); the entry keeps
+        # the node alive, so an id is never reused while it is recorded.
+        self._built: dict[int, tuple[Tree, int, int, int]] = {}
 
     def _span(self, tree: Tree) -> tuple[int, int]:
         if isinstance(tree, int):
@@ -136,6 +139,21 @@ class TraceRecorder:
         if hit is None:
             hit = self._span_lists[key] = list(self._span(tree))
         return hit
+
+    def built_nodes(self, tree: Tree) -> list[list[int]]:
+        """``[first, last, level, chunk, step]`` of every merged node of ``tree`` (pre-order):
+        the outer level, chunk and merge step (1-based) at which the search built it."""
+        out, stack = [], [tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, int):
+                continue
+            first, last = self._span(node)
+            hit = self._built.get(id(node))
+            where = list(hit[1:]) if hit is not None and hit[0] is node else [-1, -1, -1]
+            out.append([first, last, *where])
+            stack.extend(reversed(node))
+        return out
 
     def _spans(self, trees: list[Tree]) -> list[list[int]]:
         return [self._span_list(t) for t in trees]
@@ -240,6 +258,8 @@ class TraceRecorder:
                 if j + 1 < len(row):
                     merged = [row[j], row[j + 1]]
                     new_trees.append(row[:j] + [merged] + row[j + 2 :])
+                    number = len(level["chunk_details"][c]["steps"]) + 1  # as the app shows it
+                    self._built[id(merged)] = (merged, level["level"], c, number)
                 else:  # a filler (invalid) beam merging past the chunk's end: the row shrinks
                     merged = row[-1]
                     new_trees.append(row[:-1])
@@ -385,6 +405,8 @@ def trace_model(
             "valid": bool(valid[k]),
             "tree": trees[k],
             "gold_recall": gold_recall(trees[k], gold),
+            # Where each merged node was built: [first, last, level, chunk, step], pre-order.
+            "built": recorder.built_nodes(trees[k]) if recorder is not None else [],
         }
         for k in range(len(trees))
     ]

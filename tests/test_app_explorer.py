@@ -256,3 +256,105 @@ def test_long_inputs_draw_compact_trees_and_level_summaries():
     _ok(at)
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert not any("collapsed subtrees" in spec for spec in charts)
+
+
+def _figures(at: AppTest) -> list[dict]:
+    import json
+
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _figure(at: AppTest, title_part: str) -> dict:
+    found = [f for f in _figures(at) if title_part in f["layout"]["title"]["text"]]
+    assert len(found) == 1, [f["layout"]["title"]["text"] for f in _figures(at)]
+    return found[0]
+
+
+def _named(fig: dict, name: str) -> dict:
+    found = [t for t in fig["data"] if t.get("name") == name]
+    assert len(found) == 1, [t.get("name") for t in fig["data"]]
+    return found[0]
+
+
+def _amber_chunks(level_trace: dict) -> set[int]:
+    """Chunks of the outer figure's level trace drawn in the current-chunk colour."""
+    from app import figures as F
+
+    colors = level_trace["marker"]["color"]
+    pairs = zip(level_trace["customdata"], colors, strict=True)
+    return {cd[1] for cd, c in pairs if c == F.CURRENT_CHUNK}
+
+
+def test_the_charts_follow_the_level_chunk_and_step():
+    """The figure JSON the charts carry: bars = class probabilities, the outer picture's band
+    and amber chunk follow the view, the beam rows and heat strip change with the step."""
+    at = _app(expr=CHUNKED, w="4", k="3")
+    _ok(at)
+    bars = _named(_figure(at, "Class probabilities"), "probability")
+    probs = dict(zip(bars["x"], bars["y"], strict=True))
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+    assert str(max(probs, key=probs.get)) == _metrics(at)["Prediction"]
+
+    outer = _figure(at, "Outer recursion")
+    assert outer["layout"]["shapes"][0]["y0"] == -0.5  # the band on level 0
+    level0 = _named(outer, "level 0")
+    amber = _amber_chunks(level0)
+    assert amber == {0}
+    merges_1 = _named(_figure(at, "Beams before this merge"), "merges")
+    heat_1 = _named(_figure(at, "Pair probabilities per beam"), "pair probabilities")["z"]
+
+    at.button(key="explorer.step.next").click().run()
+    merges_2 = _named(_figure(at, "Beams before this merge"), "merges")
+    assert merges_2["hovertext"] != merges_1["hovertext"]
+    assert (
+        len(_named(_figure(at, "Pair probabilities per beam"), "pair probabilities")["z"][0])
+        == len(heat_1[0]) - 1
+    )
+
+    at.selectbox(key="explorer.chunk").select(2).run()
+    level0 = _named(_figure(at, "Outer recursion"), "level 0")
+    amber = _amber_chunks(level0)
+    assert amber == {2}
+    at.button(key="explorer.level.next").click().run()
+    assert _figure(at, "Outer recursion")["layout"]["shapes"][0]["y0"] == 0.5  # level 1
+
+
+def test_autoplay_steps_through_chunks_and_levels_then_stops():
+    from app.pages.explorer import next_position  # noqa: F401 - importable without a run
+
+    at = _app(expr=CHUNKED, w="4", k="3")
+    at.toggle(key="explorer.autoplay").set_value(True).run()
+    _ok(at)
+    assert at.toggle(key="explorer.autoplay").value
+    assert "**Merge step 1 of 3** in chunk 0 of level 0" in _texts(at)  # the clock starts
+    seen = []
+    for _ in range(20):
+        at.session_state["explorer.autoplay.last"] = -1e9  # the next step is due
+        at.run()
+        _ok(at)
+        seen.append((at.session_state["explorer.level"], at.session_state["explorer.chunk"],
+                     at.session_state["explorer.step"]))  # fmt: skip
+        if not at.toggle(key="explorer.autoplay").value:
+            break
+    # 4 chunks of 4 nodes (3 steps each), then one chunk of 4 at level 1 (3 steps): 14 more
+    # positions after the first; the 15th due step finds the end and switches autoplay off.
+    expected = [(0, c, s) for c in range(4) for s in (1, 2, 3)][1:] + [(1, 0, s) for s in (1, 2, 3)]
+    assert seen[: len(expected)] == expected
+    assert not at.toggle(key="explorer.autoplay").value
+    assert at.query_params["level"] in ("1", ["1"]) and at.query_params["step"] in ("3", ["3"])
+
+
+def test_the_drawn_final_beam_is_in_the_link():
+    at = _app(expr=CHUNKED, w="4", k="3")
+    _ok(at)
+    at.selectbox(key="explorer.final_beam").select(1).run()
+    _ok(at)
+    assert at.query_params["beam"] in ("1", ["1"])
+    assert "Beam 1:" in _figure(at, "Beam 1")["layout"]["title"]["text"]
+    reopened = _app(expr=CHUNKED, w="4", k="3", beam="1")
+    _ok(reopened)
+    assert reopened.selectbox(key="explorer.final_beam").value == 1
+    assert _figure(reopened, "Beam 1:")
+    assert not reopened.warning or all("Session State" not in w.value for w in reopened.warning)
+    # A beam that does not exist falls back to the best one.
+    assert _app(expr=CHUNKED, w="4", k="3", beam="9").selectbox(key="explorer.final_beam").value < 3

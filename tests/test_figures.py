@@ -60,6 +60,21 @@ def test_beam_tree_has_one_marker_per_node_at_its_span(short):
     assert max(inner.y) == layout.y[0]  # the root is the highest node
 
 
+def test_beam_tree_hover_says_where_each_node_was_built(short):
+    beam = short["final_beams"][0]
+    fig = F.beam_tree_figure(
+        beam["tree"], short["tokens"], short["gold_spans"], beam["score"], "t",
+        built=beam["built"],
+    )  # fmt: skip
+    inner = _trace(fig, "internal nodes")
+    layout = F.binary_tree_layout(beam["tree"], short["tokens"])
+    spans = [s for s, leaf in zip(layout.spans, layout.is_leaf, strict=True) if not leaf]
+    where = {(a, b): (lv, c, st) for a, b, lv, c, st in beam["built"]}
+    for span, text in zip(spans, inner.hovertext, strict=True):
+        lv, c, st = where[span]
+        assert f"built at level {lv}, chunk {c}, merge step {st}" in text
+
+
 def test_beam_tree_marks_gold_constituents_green(short):
     tokens = short["tokens"]
     # A tree that has the [MIN 4 7 ] constituent (tokens 3-6) as one node.

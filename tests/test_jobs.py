@@ -1,15 +1,19 @@
 """The Training page's job manager (app/jobs.py), time estimate and model store.
 
 One test trains for real (D 16, 64 examples, a few dozen steps) in a worker process: start,
-progress, stop (SIGTERM: a clean stop with a resume checkpoint), resume to the end. The cap
-tests use sleeping stand-in processes.
+progress, stop (SIGTERM: a clean stop with a resume checkpoint), resume to the end; another runs
+the worker's command on a 2-step job to list what it imports. The cap tests use sleeping
+stand-in processes.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -150,6 +154,34 @@ def test_start_progress_stop_resume(runs):
         time.sleep(0.2)
     assert ev.status == "done", ev
     assert ev.done == 8 and ev.results["test_iid"]["n"] == 2
+
+
+def test_the_worker_process_never_imports_streamlit(runs):
+    """The worker's own command (as ``jobs._spawn`` runs it) trains a 2-step job; ``-X
+    importtime`` lists every module that process imported, and streamlit is none of them."""
+    job_dir = runs / "20240101-000000-wwww"
+    job_dir.mkdir(parents=True)
+    record = {"id": job_dir.name, "status": "starting", "pid": None, "owner": None,
+              "created_at": "2024-01-01T00:00:00+00:00", "invocations": [],
+              "settings": tiny_settings(max_steps=2).to_dict()}  # fmt: skip
+    (job_dir / "job.json").write_text(json.dumps(record))
+    env = dict(os.environ, PYTHONPATH=str(jobs.REPO_ROOT), **{jobs.THREADS_ENV: "1"})
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "app.job_worker", str(job_dir)],
+        cwd=jobs.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = jobs.get_job(job_dir.name)
+    assert job.status == "finished" and job.result["step"] == 2, job
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "imported package" not in line
+    }
+    # The listing is complete: it holds what the worker imports late, to train and save.
+    assert {"app.jobs", "torch", "rir_core.train", "rir_core.trainer"} <= imported
+    assert not [m for m in imported if m.split(".")[0] == "streamlit"]
 
 
 def test_cap_counts_every_session_and_one_run_per_session(runs, sleepers, monkeypatch):

@@ -101,6 +101,28 @@ def test_trees_are_full_and_replay_the_recorded_merges(n: int, alignment: Alignm
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
 
 
+@pytest.mark.parametrize("n", [9, 60, 200])
+def test_every_final_node_says_where_it_was_built(n: int) -> None:
+    """``built``: each merged node of a final tree names the level, chunk and merge step whose
+    recorded merges include its span; every merged node is listed once."""
+    trace = tiny_model().trace(expression(n, seed=n), seed=n)
+    for beam in trace.final_beams:
+        if not beam["valid"]:
+            continue
+        built = beam["built"]
+        assert len(built) == n - 1  # a full binary tree over n tokens has n - 1 merged nodes
+        assert len({(a, b) for a, b, *_ in built}) == n - 1
+        assert built[0][:2] == [0, n]  # pre-order: the root first
+        for a, b, level, chunk, step in built:
+            merges = trace.levels[level]["chunk_details"][chunk]["steps"][step - 1]["chosen"]
+            assert [a, b] in [m["merged_span"] for m in merges if m["valid"]], (a, b)
+    assert {x[2] for x in trace.final_beams[0]["built"]} == set(range(len(trace.levels)))
+    assert (
+        json.loads(json.dumps(trace.to_dict()))["final_beams"][0]["built"]
+        == (trace.final_beams[0]["built"])
+    )
+
+
 @pytest.mark.parametrize("n", [4, 24, 60])
 def test_pair_probabilities_sum_to_one(n: int) -> None:
     trace = tiny_model().trace(expression(n, seed=n))

@@ -310,8 +310,12 @@ def test_cli_resume_refuses_recipe_changes(
     )
 
 
-def test_sigterm_saves_and_resumes(tmp_path: Path, data_files: dict[str, str]) -> None:
-    """The real CLI in a subprocess: SIGTERM -> finish the step, save, exit 0; then resume."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_and_resumes(
+    tmp_path: Path, data_files: dict[str, str], signum: signal.Signals
+) -> None:
+    """The real CLI in a subprocess: SIGTERM or Ctrl-C (SIGINT) -> finish the step, save,
+    exit 0; then resume. (Python's own SIGINT handling would abort with 130 instead.)"""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -348,7 +352,7 @@ def test_sigterm_saves_and_resumes(tmp_path: Path, data_files: dict[str, str]) -
             time.sleep(0.1)
         else:
             pytest.fail("the training run did not make 3 steps in 90 s")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -358,6 +362,7 @@ def test_sigterm_saves_and_resumes(tmp_path: Path, data_files: dict[str, str]) -
     state = load_resume_state(out / "last")
     stopped_at = state["step"]
     assert stopped_at >= 3
+    assert f"stopped at step {stopped_at}; resume with --resume {out}" in err
     end = json.loads(log.read_text().splitlines()[-1])
     assert end["event"] == "end" and end["status"] == "interrupted"
     resumed = subprocess.run(

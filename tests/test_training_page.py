@@ -253,3 +253,44 @@ def test_the_model_picker_follows_the_url_and_refuses_paths(environment):
         at.run()
         _ok(at)
         assert at.selectbox(key="model.choice").value == ""
+
+
+def _live_job_with_log(root: Path, sleepers, settings: dict, events: list[dict]) -> None:
+    """An active job (sleeping stand-in worker) of 480 planned steps with this log so far."""
+    sleepers.append(fake_active_job(root, JOB, owner="someone"))
+    record = json.loads((root / JOB / "job.json").read_text())
+    record.update(planned_steps=480, settings={**record["settings"], **settings})
+    (root / JOB / "job.json").write_text(json.dumps(record))
+    lines = [{"event": "start", "recipe": {}, "device": "cpu"}, *events]
+    (root / JOB / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+
+
+def _step(i: int, **fields) -> dict:
+    return {"event": "step", "step": i, "epoch": i / 80, "loss": 2.0, "accuracy": 0.2,
+            "lr": 3e-3, "seq_per_s": 79.6, **fields}  # fmt: skip
+
+
+def test_a_running_job_shows_its_progress_and_eta(environment, sleepers):
+    # No time limit: the ETA is the trainer's own (eta_s of the newest step, 200 s).
+    events = [_step(i, elapsed_s=i * 0.5, eta_s=(480 - i) * 0.5) for i in range(1, 120)]
+    events.append(_step(120, elapsed_s=60.0, eta_s=200.0))
+    _live_job_with_log(environment, sleepers, {"epochs": 6, "max_minutes": None}, events)
+    at = _page(job=JOB)
+    _ok(at)
+    bar = at.get("progress")[0].proto
+    assert bar.text == "step 120 of 480 · epoch 1.50 of 6 · ETA 3 min 20 s · 80 examples/s"
+    assert bar.value == 25  # 120 of 480 steps
+
+
+def test_a_resumed_job_with_a_time_limit_shows_the_eta_of_the_limit(environment, sleepers):
+    # A 5-minute limit; the first invocation trained 100 s, this one 60 s so far: 4 minutes
+    # are left, sooner than the trainer's 1,000 s, and only this invocation's time counts.
+    events = [_step(i, elapsed_s=i * 10.0, eta_s=1000.0) for i in range(1, 11)]
+    events.append({"event": "start", "recipe": {}, "device": "cpu", "resumed_from": 10})
+    events += [_step(i, elapsed_s=100.0 + (i - 10) * 6.0, eta_s=1000.0) for i in range(11, 21)]
+    _live_job_with_log(environment, sleepers, {"epochs": 6, "max_minutes": 5.0}, events)
+    at = _page(job=JOB)
+    _ok(at)
+    bar = at.get("progress")[0].proto
+    assert "step 20 of 480" in bar.text and "ETA 4 min 00 s" in bar.text, bar.text
+    assert bar.value == 20  # the time share (60 s of 300 s) beats 20 of 480 steps

@@ -23,7 +23,7 @@ import streamlit as st
 
 from app import alignment_lab as A
 from app import figures as F
-from app import state
+from app import state, teacher
 
 state.ensure_router()
 
@@ -112,7 +112,7 @@ def picture(trace: dict, settings: state.Settings) -> None:
             key=KEY + f"columns.{level}",
             help=f"{chunks} columns do not fit side by side: pick a window of chunks.",
         )
-    st.plotly_chart(A.alignment_figure(data, settings.alignment, columns), key=KEY + "picture")
+    teacher.plotly_chart(A.alignment_figure(data, settings.alignment, columns), key=KEY + "picture")
     st.caption(
         "Top rows: each chunk's K beams (columns are chunks), coloured by their probability "
         "within the chunk; the ringed one is the chunk's best, × marks a beam the chunk does not "
@@ -148,7 +148,7 @@ def comparison(trace_of: dict, settings: state.Settings) -> None:
             f"{'kept' if sm.best_survived else 'lost'} · mass kept {A.percent(sm.worst_mass)}"
         )
     st.dataframe(A.comparison_table(summaries, settings.alignment), hide_index=True)
-    st.plotly_chart(A.weights_figure(summaries, settings.alignment), key=KEY + "weights")
+    teacher.plotly_chart(A.weights_figure(summaries, settings.alignment), key=KEY + "weights")
     st.caption(
         "'mass kept (worst level)': of all K^C ways to combine the chunks' beams, the share of "
         "probability the K slots hold, at the level where it is smallest. 'best combination "
@@ -179,7 +179,7 @@ def over_seeds(loaded: state.LoadedModel, text: str, settings: state.Settings, t
     if bar is not None:
         bar.empty()
     ss[KEY + "seeds.key"] = args
-    st.plotly_chart(A.seed_distribution_figure(results, truth), key=KEY + "seed_chart")
+    teacher.plotly_chart(A.seed_distribution_figure(results, truth), key=KEY + "seed_chart")
     st.dataframe(
         [
             {
@@ -277,7 +277,7 @@ def dataset_mode(loaded: state.LoadedModel, settings: state.Settings) -> None:
             f"{run.seconds:.1f} s for all four strategies."
         )
     with right:
-        st.plotly_chart(A.accuracy_figure(table, A.STRATEGIES), key=KEY + "accuracy")
+        teacher.plotly_chart(A.accuracy_figure(table, A.STRATEGIES), key=KEY + "accuracy")
     failing = run.failures()
     st.markdown(f"**Expressions some strategy gets wrong: {len(failing)}**")
     if not failing:

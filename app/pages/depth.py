@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 
 from app import depth_lab as D
-from app import state
+from app import state, teacher
 from app.figures import md_escape
 from rir_core.config import ModelConfig
 from rir_core.pretrained import PRETRAINED_DIR
@@ -102,7 +102,7 @@ The **star** is the expression from the Explorer, measured by the model.
             "Read the values at n (tokens)", N_CHOICES, value=1000, key=KEY + "n"
         )
         mark = (measured[0], measured[1]) if measured else None
-        st.plotly_chart(D.depth_curves_figure(width, n_pick, mark), key=KEY + "curves")
+        teacher.plotly_chart(D.depth_curves_figure(width, n_pick, mark), key=KEY + "curves")
     ns = sorted(set(TABLE_NS) | {n_pick} | ({measured[0]} if measured else set()))
     rows = D.depth_table(ns, width)
     for row in rows:
@@ -176,7 +176,7 @@ so its time grows like n².
         )
         runs.append(D.ModelRun(model_type, source, trained, depth, seconds, pred, note))
     with left:
-        st.plotly_chart(D.runs_figure(runs), key=KEY + "runs")
+        teacher.plotly_chart(D.runs_figure(runs), key=KEY + "runs")
     st.dataframe(D.runs_table(runs, truth), hide_index=True)
     untrained = [D.MODEL_NAMES[r.model_type] for r in runs if not r.trained]
     if untrained:

@@ -17,10 +17,11 @@ if str(Path(__file__).resolve().parents[2]) not in sys.path:
 
 import logging
 import secrets
+import time
 
 import streamlit as st
 
-from app import exports, state
+from app import exports, state, teacher
 from app import figures as F
 from app import trees as T
 
@@ -36,6 +37,11 @@ SCORE_COLUMN = st.column_config.NumberColumn(format="%.3f", width="medium")
 # Tree drawings: collapse subtrees under this many tokens ("auto": as needed, 1: never).
 COLLAPSE = "explorer.collapse"
 COLLAPSE_OPTIONS = ["auto", 1, 2, 4, 8, 16, 32, 64, 128]
+# Autoplay: the merge steps advance on their own (through every chunk and level, then stop).
+AUTOPLAY = "explorer.autoplay"
+AUTOPLAY_LAST = "explorer.autoplay.last"  # when the last automatic step was taken
+AUTOPLAY_SECONDS = 1.5
+FINAL_BEAM = "explorer.final_beam"
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +82,42 @@ def _on_outer_select() -> None:
     data = points[0].get("customdata") if points else None
     if data:
         ss[LEVEL], ss[CHUNK], ss[STEP] = int(data[0]), int(data[1]), 1
+
+
+def next_position(trace: dict, level: int, chunk: int, step: int) -> tuple[int, int, int] | None:
+    """The merge step after ``(level, chunk, step)``: the next step of the chunk, else the first
+    step of the next chunk that has merges (of this level, then of the next ones); None at the
+    end of the recursion."""
+    levels = trace["levels"]
+    details = levels[level]["chunk_details"]
+    if details and step < len(details[chunk]["steps"]):
+        return level, chunk, step + 1
+    for lv in range(level, len(levels)):
+        chunks = levels[lv]["chunk_details"]
+        for c in range(chunk + 1 if lv == level else 0, len(chunks)):
+            if chunks[c]["steps"]:
+                return lv, c, 1
+    return None
+
+
+def _autoplay_tick(trace: dict) -> None:
+    """On an autoplay run: one merge step forward when the last one is due (the first run after
+    switching it on only starts the clock); at the end of the recursion autoplay stops."""
+    now = time.monotonic()
+    last = ss.get(AUTOPLAY_LAST)
+    if last is not None and now - last < 0.8 * AUTOPLAY_SECONDS:
+        return  # a rerun for another reason (a click) in between: no extra step
+    ss[AUTOPLAY_LAST] = now
+    if last is None:
+        return
+    levels = trace["levels"]
+    level = _clamp(LEVEL, 0, len(levels) - 1)
+    chunk = _clamp(CHUNK, 0, max(len(levels[level]["chunks"]) - 1, 0))
+    nxt = next_position(trace, level, chunk, int(ss.get(STEP, 1)))
+    if nxt is None:
+        ss[AUTOPLAY] = False
+    else:
+        ss[LEVEL], ss[CHUNK], ss[STEP] = nxt
 
 
 def _clamp(key: str, lo: int, hi: int) -> int:
@@ -163,7 +205,7 @@ def answer(trace: dict, loaded: state.LoadedModel) -> None:
             f"seed {trace['settings']['seed']}"
         )
     with right:
-        st.plotly_chart(F.probability_figure(probs, pred, truth), key="explorer.probs")
+        teacher.plotly_chart(F.probability_figure(probs, pred, truth), key="explorer.probs")
         st.caption("How sure the model is of each value 0-9: the dark bar is its answer.")
     state.model_panel(loaded)
 
@@ -196,7 +238,9 @@ def gold_tree(parsed: state.Parsed, tokens: list[str], trace: dict) -> None:
             "Token labels are in the hover (and on the axis up to "
             f"{F.TOKEN_LABEL_LIMIT} tokens): point at a node to read its tokens."
         )
-    st.plotly_chart(F.gold_tree_figure(parsed.expr, tokens, collapse_width()), key="explorer.gold")
+    teacher.plotly_chart(
+        F.gold_tree_figure(parsed.expr, tokens, collapse_width()), key="explorer.gold"
+    )
     tree_downloads(lambda: T.gold_tree_graph(parsed.expr, tokens), "gold", trace, "gold tree")
 
 
@@ -255,7 +299,7 @@ def outer_recursion(trace: dict) -> int:
     )
     level = _clamp(LEVEL, 0, len(levels) - 1)
     chunk = _clamp(CHUNK, 0, len(levels[level]["chunks"]) - 1)
-    st.plotly_chart(
+    teacher.plotly_chart(
         _memo("outer", trace, (levels, tokens, level, chunk), F.outer_levels_figure),
         key="explorer.outer_chart",
         on_select=_on_outer_select,
@@ -319,13 +363,21 @@ def inner_recursion(trace: dict, level: int) -> None:
         f"**Merge step {s} of {len(steps)}** in chunk {chunk} of level {level} "
         f"(tokens [{detail['span'][0]}, {detail['span'][1]}))."
     )
-    show_all = st.toggle(
+    play, inactive = st.columns(2)
+    if not ss.get(AUTOPLAY):
+        ss.pop(AUTOPLAY_LAST, None)
+    play.toggle(
+        f"Autoplay (a merge step every {AUTOPLAY_SECONDS:g} s)",
+        key=AUTOPLAY,
+        help="Steps through every merge of every chunk and level on its own, then stops.",
+    )
+    show_all = inactive.toggle(
         "Show inactive beams",
         key="explorer.show_invalid",
         help="At the start only beam 0 is alive; the others are placeholders "
         "that the search has not filled yet.",
     )
-    st.plotly_chart(
+    teacher.plotly_chart(
         F.beam_rows_figure(step, tokens, detail["span"], not show_all), key="explorer.beams"
     )
     st.caption(
@@ -333,7 +385,7 @@ def inner_recursion(trace: dict, level: int) -> None:
         "beam's accumulated log-probability. Orange pairs are the merges kept at this step; "
         "the diamond sits where two neighbours become one parent node."
     )
-    st.plotly_chart(F.pair_heat_figure(step, not show_all), key="explorer.heat")
+    teacher.plotly_chart(F.pair_heat_figure(step, not show_all), key="explorer.heat")
     st.caption(
         "How likely the scorer finds each adjacent pair to be merged next, per beam (each row "
         "sums to 1). Every beam proposes its best pairs; only the K best candidates overall "
@@ -358,14 +410,33 @@ def inner_recursion(trace: dict, level: int) -> None:
     st.caption("Candidate score = beam score + log p(pair). 'survived' = among the K best.")
 
 
-@st.fragment
-def recursion_views(trace: dict) -> None:
-    """Outer levels and inner steps: a fragment, so stepping reruns only this part."""
+def view_params() -> dict[str, int]:
+    """The Explorer's view as query parameters (a shared link reopens exactly this)."""
+    params = {"level": ss.get(LEVEL, 0), "chunk": ss.get(CHUNK, 0), "step": ss.get(STEP, 1)}
+    if ss.get(FINAL_BEAM) is not None:
+        params["beam"] = ss[FINAL_BEAM]
+    return params
+
+
+def _recursion_views(trace: dict) -> None:
+    playing = bool(ss.get(AUTOPLAY))
+    if playing:
+        _autoplay_tick(trace)
     level = outer_recursion(trace)
     inner_recursion(trace, level)
-    state.sync_query_params(
-        {"level": ss.get(LEVEL, 0), "chunk": ss.get(CHUNK, 0), "step": ss.get(STEP, 1)}
-    )
+    state.sync_query_params(view_params())
+    if bool(ss.get(AUTOPLAY)) != playing:
+        st.rerun()  # switch between the still and the self-refreshing fragment
+
+
+# Outer levels and inner steps: a fragment, so stepping reruns only this part; while autoplay
+# is on, the same fragment reruns itself every AUTOPLAY_SECONDS.
+_still_views = st.fragment(_recursion_views)
+_playing_views = st.fragment(run_every=AUTOPLAY_SECONDS)(_recursion_views)
+
+
+def recursion_views(trace: dict) -> None:
+    (_playing_views if ss.get(AUTOPLAY) else _still_views)(trace)
 
 
 @st.fragment
@@ -380,18 +451,17 @@ def final_beams(trace: dict, parsed: state.Parsed) -> None:
     st.dataframe(F.final_beams_table(beams), hide_index=True)
     valid = [k for k, b in enumerate(beams) if b["valid"]] or [0]
     best = max(valid, key=lambda k: beams[k]["weight"])
-    if ss.get("explorer.final_beam") not in valid:  # e.g. after K got smaller
-        ss.pop("explorer.final_beam", None)
+    if ss.get(FINAL_BEAM) not in valid:  # none yet, or from a link, or K got smaller
+        ss[FINAL_BEAM] = best
     k = st.selectbox(
         "Beam to draw",
         valid,
-        index=valid.index(best),
-        key="explorer.final_beam",
+        key=FINAL_BEAM,
         format_func=lambda k: f"beam {k}",
     )
     b = beams[k]
     tokens = trace["tokens"]
-    st.plotly_chart(
+    teacher.plotly_chart(
         F.beam_tree_figure(
             b["tree"],
             tokens,
@@ -399,6 +469,7 @@ def final_beams(trace: dict, parsed: state.Parsed) -> None:
             b["score"],
             f"Beam {k}: weight {b['weight']:.3f}, gold recall {b['gold_recall']:.2f}",
             collapse_width(),
+            b.get("built"),
         ),
         key="explorer.final_tree",
     )
@@ -427,6 +498,7 @@ def final_beams(trace: dict, parsed: state.Parsed) -> None:
                 hide_index=True,
             )
     tree_downloads(lambda: graph, f"beam{k}", trace, f"beam {k}")
+    state.sync_query_params(view_params())
 
 
 def depth(trace: dict) -> None:

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 ss = st.session_state
 
 DEFAULT_BASE_URL = "http://localhost:8501"  # when the browser's address is unknown (tests)
-TEACHER_FONT = 17  # figure text size in teacher mode (plotly does not follow the page's CSS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,9 +132,7 @@ def follow_button() -> None:
 
 
 def chart(fig, key: str) -> None:
-    if teacher.enabled():  # a projector: larger figure text too
-        fig.update_layout(font={"size": TEACHER_FONT}, title_font_size=TEACHER_FONT + 1)
-    st.plotly_chart(fig, key=key)
+    teacher.plotly_chart(fig, key=key)  # larger figure text in teacher mode
 
 
 def best_beam(trace: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +148,8 @@ def best_beam(trace: dict[str, Any]) -> dict[str, Any]:
 def live_tree(trace: dict[str, Any]) -> None:
     b = best_beam(trace)
     title = f"The model's tree (best beam): gold recall {b['gold_recall']:.2f}"
-    chart(F.beam_tree_figure(b["tree"], trace["tokens"], trace["gold_spans"], b["score"], title),
-          "guide.live.tree")  # fmt: skip
+    chart(F.beam_tree_figure(b["tree"], trace["tokens"], trace["gold_spans"], b["score"], title,
+                             built=b.get("built")), "guide.live.tree")  # fmt: skip
     a, c = st.columns(2)
     a.metric("Value of the expression", trace["ground_truth"])
     c.metric("The model's answer", trace["prediction"])

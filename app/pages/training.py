@@ -18,7 +18,7 @@ if str(Path(__file__).resolve().parents[2]) not in sys.path:
 
 import streamlit as st
 
-from app import estimate, jobs, model_store, run_log, state
+from app import estimate, jobs, model_store, run_log, state, teacher
 from app import training_figures as TF
 from app.figures import md_escape
 from rir_core.config import Alignment
@@ -277,7 +277,7 @@ def parse_now(job: jobs.Job) -> None:
     record = run_log.load_parse(job.dir, step)
     if record is None:
         return
-    st.plotly_chart(TF.parse_figure(record), key=KEY + "chart.parse")
+    teacher.plotly_chart(TF.parse_figure(record), key=KEY + "chart.parse")
     recall = TF.gold_recall(record)
     st.caption(
         "The model's best tree (beam 1). Green nodes are constituents of the real (gold) tree"
@@ -341,9 +341,9 @@ def curves(run_dir: str, log: run_log.RunLog) -> None:
     m[3].metric("Learning rate", f"{log.steps[-1]['lr']:.1e}")
     loss, accuracy, lr = _figures(run_dir, len(log.steps), len(log.evals), log)
     c = st.columns([5, 5, 3])
-    c[0].plotly_chart(loss, key=KEY + "chart.loss")
-    c[1].plotly_chart(accuracy, key=KEY + "chart.accuracy")
-    c[2].plotly_chart(lr, key=KEY + "chart.lr")
+    teacher.plotly_chart(loss, key=KEY + "chart.loss", container=c[0])
+    teacher.plotly_chart(accuracy, key=KEY + "chart.accuracy", container=c[1])
+    teacher.plotly_chart(lr, key=KEY + "chart.lr", container=c[2])
 
 
 def evaluation(job: jobs.Job) -> None:
