@@ -58,8 +58,9 @@ def _measure(job: dict, out: mp.Queue) -> None:
         for b in batches:
             ids, mask = encode_batch([examples[i].tokens for i in b])
             labels = torch.tensor([examples[i].label for i in b])
-            data.append((ids.to(device), mask.to(device), labels.to(device),
-                         [len(examples[i]) for i in b]))
+            data.append(
+                (ids.to(device), mask.to(device), labels.to(device), [len(examples[i]) for i in b])
+            )
 
         def work() -> int:
             for ids, mask, labels, lengths in data:
@@ -98,11 +99,17 @@ def _measure(job: dict, out: mp.Queue) -> None:
             torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else _peak_rss_mb() - base
-    out.put({
-        "model": job["model"], "mode": job["mode"], "length": job["length"],
-        "batch": job["batch"], "seq_per_s": done / elapsed, "peak_mem_mb": max(peak, 0.0),
-        "seconds": elapsed,
-    })
+    out.put(
+        {
+            "model": job["model"],
+            "mode": job["mode"],
+            "length": job["length"],
+            "batch": job["batch"],
+            "seq_per_s": done / elapsed,
+            "peak_mem_mb": max(peak, 0.0),
+            "seconds": elapsed,
+        }
+    )
 
 
 def jobs(quick: bool, device: str, threads: int) -> list[dict]:
@@ -111,14 +118,30 @@ def jobs(quick: bool, device: str, threads: int) -> list[dict]:
         # BT-GRC composes every pair at every step: at batch 128 its activations for training
         # on 100-token inputs exceed 24 GiB, so it is measured at batch 16.
         batch = 16 if model == "bt_grc" else 128
-        out.append({"model": model, "mode": "train", "length": 100, "batch": batch,
-                    "n": (256 if quick else 1024) // (128 // batch), "min_runs": 1,
-                    "min_seconds": 0})
+        out.append(
+            {
+                "model": model,
+                "mode": "train",
+                "length": 100,
+                "batch": batch,
+                "n": (256 if quick else 1024) // (128 // batch),
+                "min_runs": 1,
+                "min_seconds": 0,
+            }
+        )
     for length in (100, 500, 1000):
         for model in MODELS:
             batch = 4 if quick else 16  # the same batch for every model, so memory compares
-            out.append({"model": model, "mode": "infer", "length": length, "batch": batch,
-                        "min_runs": 1, "min_seconds": 0 if quick else 3})
+            out.append(
+                {
+                    "model": model,
+                    "mode": "infer",
+                    "length": length,
+                    "batch": batch,
+                    "min_runs": 1,
+                    "min_seconds": 0 if quick else 3,
+                }
+            )
     for j in out:
         j.update(device=device, threads=threads)
     return out
@@ -142,8 +165,10 @@ def machine_name() -> str:
 def table(results: list[dict]) -> str:
     rows = ["| model | mode | length | batch | seq/s | peak MiB |", "|---|---|---|---|---|---|"]
     for r in results:
-        rows.append(f"| {r['model']} | {r['mode']} | {r['length']} | {r['batch']} | "
-                    f"{r['seq_per_s']:.2f} | {r['peak_mem_mb']:.0f} |")
+        rows.append(
+            f"| {r['model']} | {r['mode']} | {r['length']} | {r['batch']} | "
+            f"{r['seq_per_s']:.2f} | {r['peak_mem_mb']:.0f} |"
+        )
     return "\n".join(rows)
 
 
@@ -182,14 +207,20 @@ def main(argv: list[str] | None = None) -> int:
         p.join()
         if p.exitcode != 0:
             why = "killed, out of memory" if p.exitcode == -9 else f"exit code {p.exitcode}"
-            print(f"{job['model']} {job['mode']} {job['length']} batch {job['batch']} failed "
-                  f"({why}).", file=sys.stderr)
+            print(
+                f"{job['model']} {job['mode']} {job['length']} batch {job['batch']} failed "
+                f"({why}).",
+                file=sys.stderr,
+            )
             failed.append({k: job[k] for k in ("model", "mode", "length", "batch")} | {"why": why})
             continue
         r = q.get()
         results.append(r)
-        print(f"{r['model']:12s} {r['mode']:5s} len {r['length']:5d} batch {r['batch']:3d}: "
-              f"{r['seq_per_s']:9.2f} seq/s, peak {r['peak_mem_mb']:8.1f} MiB", flush=True)
+        print(
+            f"{r['model']:12s} {r['mode']:5s} len {r['length']:5d} batch {r['batch']:3d}: "
+            f"{r['seq_per_s']:9.2f} seq/s, peak {r['peak_mem_mb']:8.1f} MiB",
+            flush=True,
+        )
     name = machine_name() if device == "cpu" else torch.cuda.get_device_name()
     report = {"machine": name, "device": device, "results": results, "failed": failed}
     with open(args.json, "w") as f:

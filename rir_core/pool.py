@@ -34,8 +34,9 @@ class NodePool:
             self.grad = torch.zeros_like(self.data)
         return self.grad
 
-    def write(self, rows: torch.Tensor, x: torch.Tensor,
-              token: torch.Tensor | None) -> torch.Tensor | None:
+    def write(
+        self, rows: torch.Tensor, x: torch.Tensor, token: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """``pool[rows] = x`` with ``rows (R,)``, ``x (R, D)``; returns the new token.
 
         ``token`` is the previous write's token (None before the first write or without

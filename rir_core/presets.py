@@ -31,8 +31,8 @@ class DataRecipe:
     """Which examples to train and select on.
 
     The training set is ``train_file`` if given, else the standard split ``train_split``; it is
-    filtered to at most ``max_train_tokens`` tokens, then cut to its first ``train_n`` examples.
-    Likewise for dev.
+    filtered to at most ``max_train_tokens`` tokens (and at least ``min_train_tokens``: a late
+    curriculum on the longer inputs), then cut to its first ``train_n`` examples. Likewise for dev.
     """
 
     train_split: str = "train"
@@ -43,6 +43,7 @@ class DataRecipe:
     dev_n: int | None = None
     max_train_tokens: int | None = None
     max_dev_tokens: int | None = None
+    min_train_tokens: int | None = None
 
     def __post_init__(self) -> None:
         from rir_core.generate import SPLITS
@@ -52,7 +53,7 @@ class DataRecipe:
                 raise ConfigError(
                     f"{name} must be one of {', '.join(SPLITS)}, not {getattr(self, name)!r}."
                 )
-        for name in ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens"):
+        for name in ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens", "min_train_tokens"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -74,13 +75,21 @@ class DataRecipe:
         return _from_dict(cls, d, "data recipe")
 
     def _load(
-        self, split: str, file: str | None, max_tokens: int | None, n: int | None, progress: bool
+        self,
+        split: str,
+        file: str | None,
+        max_tokens: int | None,
+        n: int | None,
+        progress: bool,
+        min_tokens: int | None = None,
     ) -> list[Example]:
         from rir_core.generate import load_split
 
         examples = read_tsv(file) if file else load_split(split, progress=progress)
         if max_tokens is not None:
             examples = [ex for ex in examples if len(ex) <= max_tokens]
+        if min_tokens is not None:
+            examples = [ex for ex in examples if len(ex) >= min_tokens]
         return examples if n is None else examples[:n]
 
     def load(self, progress: bool = False) -> tuple[list[Example], list[Example]]:
@@ -91,7 +100,12 @@ class DataRecipe:
             ValueError: when the training set ends up empty.
         """
         train = self._load(
-            self.train_split, self.train_file, self.max_train_tokens, self.train_n, progress
+            self.train_split,
+            self.train_file,
+            self.max_train_tokens,
+            self.train_n,
+            progress,
+            self.min_train_tokens,
         )
         dev = self._load(self.dev_split, self.dev_file, self.max_dev_tokens, self.dev_n, progress)
         if not train:

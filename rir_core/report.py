@@ -59,11 +59,20 @@ def training_curve(run: Path, out: Path) -> Path:
     ax1.set_xlabel("step (batch of 128)")
     ax1.set_ylabel("training loss (moving average of 50 steps)")
     ax1.grid(alpha=0.3)
-    ax2.plot(x, _smooth([s["accuracy"] for s in steps], 50), label="train (moving average)",
-             color="#aec7e8")
+    ax2.plot(
+        x,
+        _smooth([s["accuracy"] for s in steps], 50),
+        label="train (moving average)",
+        color="#aec7e8",
+    )
     if evals:
-        ax2.plot([e["step"] for e in evals], [e["dev_accuracy"] for e in evals], "o-",
-                 label="dev", color="#d62728")
+        ax2.plot(
+            [e["step"] for e in evals],
+            [e["dev_accuracy"] for e in evals],
+            "o-",
+            label="dev",
+            color="#d62728",
+        )
     ax2.set_xlabel("step (batch of 128)")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1)

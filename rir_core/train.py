@@ -654,6 +654,9 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-n", type=int, help="take the first N training examples")
     d.add_argument("--dev-n", type=int, help="take the first N dev examples")
     d.add_argument("--max-train-tokens", type=int, help="drop longer training examples")
+    d.add_argument(
+        "--min-train-tokens", type=int, help="drop shorter training examples (a curriculum)"
+    )
     d.add_argument("--max-dev-tokens", type=int, help="drop longer dev examples")
     d.add_argument("--train-file", metavar="FILE.tsv", help="train on a TSV file instead")
     d.add_argument("--dev-file", metavar="FILE.tsv", help="select on a TSV file instead")
@@ -688,7 +691,15 @@ _TRAIN_FLAGS = (
     "chunk_widths",
     "init_from",
 )
-_DATA_FLAGS = ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens", "train_file", "dev_file")
+_DATA_FLAGS = (
+    "train_n",
+    "dev_n",
+    "max_train_tokens",
+    "min_train_tokens",
+    "max_dev_tokens",
+    "train_file",
+    "dev_file",
+)
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:

@@ -1,10 +1,18 @@
-"""Every command and code block in the docs runs: README.md and docs/*.md.
+"""Every command and code block in the docs runs or is checked: README.md and docs/*.md.
 
 - ```python blocks run, as written (but for SNIPPET_EDITS below), in a fresh interpreter.
 - ```bash blocks are split into commands (`&&`, line continuations; `# comments` dropped).
   Each command either RUNS, made small by the rules below, or, where running it would take
   minutes, a network, several processes or GPUs, is CHECKED: its program answers `--help` and
-  knows every flag the docs give it. A command that no rule covers fails the test: add a rule.
+  knows every flag the docs give it, and a command of ours (`python -m rir_core.X`, `python
+  tests/X.py`, the module under `torchrun`) must get its arguments through its real argparse
+  parser (its `main` runs up to `parse_args` and stops there). A command that no rule covers
+  fails the test: add a rule. Fences indented inside a list item count too.
+- Commands written inline in a sentence (a `code span` that starts with one of INLINE_PROGRAMS,
+  possibly after `NAME=value` settings) are not run: each is checked as above, and one that
+  would run in a block instead gets its arguments through the real parser. A span that only
+  names a program (`torchrun`, `pip install`, `python -m rir_core.trace`) must answer `--help`.
+- `NAME=value` settings before a checked command must name a variable the project reads.
 
 Everything runs in a scratch folder (so `runs/...` in a command never touches the repository's
 runs), with the repository on PYTHONPATH and `pretrained/` linked in. The commands of one block
@@ -28,8 +36,11 @@ requirement must be installed at its pinned version), `streamlit run` (a server 
 stopped; the browser tests start exactly this command, AppTest runs the same script), `python
 -m pytest` (the suite itself), `torchrun` (several processes or machines; tests/test_ddp.py runs
 2 gloo ranks), `python tests/screenshots.py` (a server and Chromium for a minute),
-`python -m rir_core.bench` (minutes), `python tests/load_classroom.py` (a server and 30
-sessions for minutes; tests/test_load.py runs its short mode).
+`python -m rir_core.bench` (minutes), `python -m rir_core.bench_data` (10-20 s of CPU),
+`python tests/load_classroom.py` (a server and 30 sessions for minutes; tests/test_load.py runs
+its short mode), `apt-get install` (root and a network: the package must be the one `.ci/run`
+installs), `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable
+file), `kill -SIG` (the signal must be one the trainer handles).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -49,12 +61,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# Linked from the docs but written by other work; a link to them may dangle until they exist.
-PENDING_DOCS = {REPO / "docs" / "model_card.md", REPO / "docs" / "benchmarks.md"}
 
-# 24 examples = 3 batches of 8, so no run here stops on the last batch of an epoch: resuming
-# from a checkpoint saved there by a step-based evaluation (--eval-every) crashes (IndexError in
-# Trainer.fit), a bug of its own.
+# 1 step of a batch of 8 from 24 examples (3 batches), a dev evaluation of 8 after it, and both
+# checkpoints; a resume adds one more step (RESUME_STEPS), still inside the first epoch. (Resuming
+# from a checkpoint saved on an epoch's last batch works too since the epoch-boundary fix in
+# Trainer.fit; the size is simply small.)
 SMALL_TRAIN = [
     *("--max-steps", "1", "--train-n", "24", "--dev-n", "8", "--batch-size", "8"),
     *("--eval-batch-size", "8", "--eval-every", "1", "--no-progress"),
@@ -90,9 +101,16 @@ CHECKED_COMMANDS = {
     "tests/screenshots.py": "starts the app and Chromium for a minute; same harness as the "
     "browser tests",
     "rir_core.bench": "takes minutes",
+    "rir_core.bench_data": "10-20 s of CPU: a timing, not a check",
     "tests/load_classroom.py": "30 sessions for minutes; tests/test_load.py runs its --short mode",
+    "apt-get": "needs root and a network; the package must be the one .ci/run installs",
+    "ruff": "the linter; .ci/run runs it",
+    ".ci/run": "the whole CI run (a fresh environment, Chromium, the full suite)",
+    "kill": "signals a running process; the trainer must handle that signal",
 }
 RUN_MODULES = {"rir_core.train", "rir_core.evaluate", "rir_core.trace", "rir_core.generate"}
+# Programs whose inline `code spans` in prose are commands (see the docstring).
+INLINE_PROGRAMS = ("python", "streamlit", "torchrun", "pip", "apt-get", "ruff", "kill", ".ci/run")
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +129,8 @@ class Block:
         return f"{self.path.relative_to(REPO)}:{self.line}"
 
 
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+# A fence may be indented (inside a list item); its closing fence has the same indentation.
+FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```[ \t]*$", re.S | re.M)
 
 
 def read_blocks(lang: str) -> list[Block]:
@@ -119,9 +138,42 @@ def read_blocks(lang: str) -> list[Block]:
     for path in DOC_FILES:
         text = path.read_text()
         for m in FENCE.finditer(text):
-            if m.group(1) == lang:
+            if m.group(2) == lang:
                 line = text.count("\n", 0, m.start()) + 1
-                out.append(Block(path, line, lang, m.group(2)))
+                out.append(Block(path, line, lang, textwrap.dedent(m.group(3))))
+    return out
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A command written inline in a sentence: a `code span` outside the fenced blocks."""
+
+    path: Path
+    line: int
+    tokens: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(REPO)}:{self.line}"
+
+
+SPAN = re.compile(r"(?<!`)`([^`]+)`(?!`)")
+
+
+def read_inline_commands() -> list[Inline]:
+    out = []
+    for path in DOC_FILES:
+        # Blank out the fenced blocks, keeping their lines so that line numbers stay right.
+        text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), path.read_text())
+        for m in SPAN.finditer(text):
+            try:
+                tokens = shlex.split(m.group(1).replace("\n", " "))
+            except ValueError:  # unbalanced quotes: not a command
+                continue
+            rest = _without_env(tokens)[1]
+            if rest and rest[0] in INLINE_PROGRAMS:
+                line = text.count("\n", 0, m.start()) + 1
+                out.append(Inline(path, line, tuple(tokens)))
     return out
 
 
@@ -180,18 +232,39 @@ def _substitute(args: list[str]) -> list[str]:
     return out
 
 
+ENV_SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _without_env(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """``NAME=value`` settings before a command, and the command."""
+    n = 0
+    while n < len(tokens) and ENV_SETTING.match(tokens[n]):
+        n += 1
+    return [t.split("=")[0] for t in tokens[:n]], list(tokens[n:])
+
+
+@functools.cache
+def _project_source() -> str:
+    """The project's Python source (app, rir_core, tests but this file): where settings are read."""
+    files = [*REPO.glob("app/**/*.py"), *REPO.glob("rir_core/*.py"), *REPO.glob("tests/*.py")]
+    return "\n".join(f.read_text() for f in files if f.name != Path(__file__).name)
+
+
 def plan(tokens: list[str]) -> Plan:
+    env, tokens = _without_env(tokens)
+    unknown = [name for name in env if name not in _project_source()]
+    assert not unknown, f"the project reads no environment variable {unknown}"
     prog = tokens[0]
-    if prog == "pip":
-        return Plan("check", tokens, CHECKED_COMMANDS["pip"])
-    if prog in ("streamlit", "torchrun"):
+    if prog in ("pip", "streamlit", "torchrun", "apt-get", "ruff", "kill", ".ci/run"):
         return Plan("check", tokens, CHECKED_COMMANDS[prog])
     if prog == "python" and len(tokens) > 1 and tokens[1] in CHECKED_COMMANDS:
         return Plan("check", tokens, CHECKED_COMMANDS[tokens[1]])
     if prog == "python" and len(tokens) > 2 and tokens[1] == "-m":
         module, args = tokens[2], _substitute(tokens[3:])
-        if module in ("pytest", "rir_core.bench"):
+        if module in CHECKED_COMMANDS:
             return Plan("check", tokens, CHECKED_COMMANDS[module])
+        if env:
+            raise AssertionError(f"no rule for settings before a run: {shlex.join(tokens)!r}")
         if module not in RUN_MODULES:
             raise AssertionError(f"no rule for {shlex.join(tokens)!r}: add one to test_docs.py")
         if module == "rir_core.train":
@@ -285,8 +358,70 @@ def _assert_knows(help_out: str, flags: list[str], what: str) -> None:
     assert not missing, f"{what} --help does not mention {missing}"
 
 
-def check(tokens: list[str]) -> None:
-    """The checks of a command that is not run (see CHECKED_COMMANDS)."""
+# Runs a command's ``main(argv)`` only until its argparse parser has parsed argv: the real
+# parser checks every flag, type, choice and required argument, and nothing else runs.
+PARSE_RUNNER = r"""
+import argparse, contextlib, importlib, io, json, runpy, sys
+class Parsed(Exception):
+    pass
+real = argparse.ArgumentParser.parse_args
+def parse_only(self, args=None, namespace=None):
+    real(self, args, namespace)
+    raise Parsed
+argparse.ArgumentParser.parse_args = parse_only
+problems = []
+for target, argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            if target.endswith(".py"):
+                main = runpy.run_path(target, run_name="__docs__")["main"]
+            else:
+                main = importlib.import_module(target).main
+            main(argv)
+        problems.append("main() returned without parsing its arguments")
+    except Parsed:
+        problems.append("")
+    except SystemExit as exc:
+        last = (err.getvalue().strip().splitlines() or [""])[-1]  # argparse's "error: ..."
+        problems.append(f"its parser exits {exc.code}: {last[-800:]}")
+    except Exception as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+print("@@PARSED@@" + json.dumps(problems), flush=True)
+"""
+
+
+def parse_with_real_parsers(requests: list[tuple[str, list[str]]]) -> None:
+    """Each ``(module or script, argv)`` must get through its command's own argparse parser."""
+    if not requests:
+        return
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE_RUNNER, json.dumps(requests)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@PARSED@@")]
+    assert marker, (proc.stdout + proc.stderr)[-3000:]
+    problems = json.loads(marker[-1][len("@@PARSED@@") :])
+    bad = [
+        f"{target} {shlex.join(argv)}: {problem}"
+        for (target, argv), problem in zip(requests, problems, strict=True)
+        if problem
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def _ours(target: str) -> bool:
+    """A command of this project, with an argparse ``main(argv)``."""
+    return target.startswith("rir_core.") or bool(re.fullmatch(r"tests/\w+\.py", target))
+
+
+def check(tokens: list[str]) -> list[tuple[str, list[str]]]:
+    """The checks of a command that is not run (see CHECKED_COMMANDS). Returns what must also
+    get through its real parser (see :func:`parse_with_real_parsers`)."""
     prog = tokens[0]
     if prog == "pip":
         files = [tokens[i + 1] for i, t in enumerate(tokens) if t == "-r"]
@@ -309,10 +444,54 @@ def check(tokens: list[str]) -> None:
         _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:m]), "torchrun")
         module = tokens[m + 1]
         _assert_knows(help_text("-m", module), _flags(tokens[m + 2 :]), module)
+        return [(module, tokens[m + 2 :])] if _ours(module) else []
+    elif prog == "apt-get":
+        ci = (REPO / ".ci" / "run").read_text()
+        assert tokens[1] == "install", shlex.join(tokens)
+        installed = {t for ln in ci.splitlines() if "apt-get install" in ln for t in ln.split()}
+        packages = [t for t in tokens[2:] if not t.startswith("-")]
+        assert packages and set(packages) <= installed, f".ci/run does not install {packages}"
+    elif prog == "ruff":
+        _assert_knows(help_text("-m", "ruff", tokens[1]), _flags(tokens[2:]), f"ruff {tokens[1]}")
+    elif prog == ".ci/run":
+        assert len(tokens) == 1 and os.access(REPO / ".ci" / "run", os.X_OK), shlex.join(tokens)
+    elif prog == "kill":
+        signals = [t[1:] for t in tokens[1:] if t.startswith("-")] or ["TERM"]
+        handled = (REPO / "rir_core" / "train.py").read_text()
+        for name in signals:
+            assert f"signal.SIG{name}" in handled, f"the trainer does not handle SIG{name}"
     elif tokens[1] in CHECKED_COMMANDS:  # a script: tests/screenshots.py, tests/load_classroom.py
         _assert_knows(help_text(tokens[1]), _flags(tokens[2:]), tokens[1])
-    else:  # python -m pytest / rir_core.bench
+        return [(tokens[1], tokens[2:])]
+    else:  # python -m pytest / rir_core.bench / rir_core.bench_data
         _assert_knows(help_text("-m", tokens[2]), _flags(tokens[3:]), tokens[2])
+        return [(tokens[2], tokens[3:])] if _ours(tokens[2]) else []
+    return []
+
+
+def help_of_a_name(tokens: list[str]) -> tuple[str, ...] | None:
+    """The ``--help`` call of a span that only names a program (``torchrun``, ``pip install``,
+    ``python -m MODULE``), or None for a command with arguments."""
+    if tokens == ["torchrun"]:
+        return ("-m", "torch.distributed.run")
+    if tokens in (["pip", "install"], ["streamlit", "run"]):
+        return ("-m", *tokens)
+    if len(tokens) == 3 and tokens[:2] == ["python", "-m"]:
+        return ("-m", tokens[2])
+    return None
+
+
+def check_inline(command: Inline) -> list[tuple[str, list[str]]]:
+    """The checks of an inline command; returns what must get through its real parser."""
+    _env_names, tokens = _without_env(list(command.tokens))
+    program = help_of_a_name(tokens)
+    if program is not None:
+        help_text(*program)
+        return []
+    p = plan(list(command.tokens))
+    if p.kind == "check":
+        return check(p.argv)
+    return [(tokens[2], tokens[3:])]  # python -m MODULE ARGS: parsed, not run
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,9 +546,7 @@ def test_the_docs_have_code():
 def test_bash_block(block: Block, request):
     plans = [plan(tokens) for tokens in commands(block.text)]
     assert plans, f"{block.id}: an empty bash block"
-    for p in plans:
-        if p.kind == "check":
-            check(p.argv)
+    parse_with_real_parsers([req for p in plans if p.kind == "check" for req in check(p.argv)])
     runs = [p.argv for p in plans if p.kind == "run"]
     if not runs:
         return
@@ -377,6 +554,32 @@ def test_bash_block(block: Block, request):
     if any(DOC_RUN in a for argv in runs for a in argv):
         request.getfixturevalue("doc_run")
     run_modules(runs, workspace)
+
+
+INLINE = read_inline_commands()
+
+
+def test_inline_commands_are_found():
+    """The finder sees the inline commands it is meant to (a guard against a broken regex)."""
+    found = {(c.path.name, c.tokens[:3]) for c in INLINE}
+    assert ("model_card.md", ("python", "-m", "rir_core.train")) in found
+    assert ("benchmarks.md", ("python", "-m", "rir_core.bench")) in found
+    assert ("README.md", ("apt-get", "install", "chromium")) in found
+    assert len(INLINE) >= 15
+
+
+@pytest.mark.parametrize(
+    "path", sorted({c.path for c in INLINE}), ids=lambda p: str(p.relative_to(REPO))
+)
+def test_inline_commands(path: Path):
+    """Commands written inline in a page's sentences: checked, and parsed by their real parser."""
+    requests = []
+    for command in (c for c in INLINE if c.path == path):
+        try:
+            requests += check_inline(command)
+        except AssertionError as err:
+            raise AssertionError(f"{command.id} `{shlex.join(command.tokens)}`: {err}") from None
+    parse_with_real_parsers(requests)
 
 
 @pytest.mark.parametrize("block", _params(PYTHON, ("train(",)))
@@ -405,17 +608,13 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def test_relative_links_resolve():
-    dangling, pending = [], []
+    dangling = []
     for path in DOC_FILES:
         for target in LINK.findall(path.read_text()):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
-            resolved = (path.parent / target.split("#")[0]).resolve()
-            if resolved.exists():
-                continue
-            (pending if resolved in PENDING_DOCS else dangling).append(
-                f"{path.relative_to(REPO)} -> {target}"
-            )
+            if not (path.parent / target.split("#")[0]).resolve().exists():
+                dangling.append(f"{path.relative_to(REPO)} -> {target}")
     assert not dangling, dangling
 
 

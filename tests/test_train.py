@@ -457,3 +457,17 @@ def test_init_from_starts_with_the_checkpoint_weights(
         capsys,
     )
     assert "its model differs from this run's in hidden_size 16 (run: 24)" in err
+
+
+def test_min_train_tokens_keeps_the_longer_inputs(data_files: dict[str, str]) -> None:
+    from rir_core.presets import DataRecipe
+
+    everything, _ = DataRecipe(**data_files).load()
+    cut = sorted(len(ex) for ex in everything)[len(everything) // 2]
+    longer, dev = DataRecipe(**data_files, min_train_tokens=cut).load()
+    assert longer == [ex for ex in everything if len(ex) >= cut]
+    assert 0 < len(longer) < len(everything) and len(dev) == 12  # dev is not filtered
+    with pytest.raises(ConfigError, match="min_train_tokens must be a positive whole number"):
+        DataRecipe(min_train_tokens=0)
+    recipe = train_mod.resolve_recipe("cpu", data_overrides={"min_train_tokens": 46})
+    assert recipe.data.min_train_tokens == 46
