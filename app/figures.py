@@ -587,16 +587,19 @@ def outer_levels_figure(
     return fig
 
 
-def levels_table(levels: list[dict[str, Any]], width: int | None) -> pd.DataFrame:
+def levels_table(
+    levels: list[dict[str, Any]], width: int | None, current: int | None = None
+) -> pd.DataFrame:
     """One row per outer level: nodes, chunks, the widest chunk, merge steps (the widest chunk
     minus one: chunks of a level run in parallel) and, after chunked levels, whether the
-    alignment kept the best combination."""
+    alignment kept the best combination. Column ``shown`` marks the ``current`` level."""
     rows = []
     for lv in levels:
         sizes = [d["nodes"] for d in lv["chunk_details"]] or [len(lv["nodes"])]
         al = lv.get("alignment")
         rows.append(
             {
+                "shown": "▶" if lv["level"] == current else "",
                 "level": lv["level"],
                 "nodes": len(lv["nodes"]),
                 "chunks": len(lv["chunks"]),

@@ -25,13 +25,23 @@ FLAG = state.TEACHER_FLAG  # session_state key: teacher mode on?
 LESSON_DONE = "teacher.lesson_checked"  # the session's first run looked at ?lesson=
 
 # Widget keys of the controls a class does not need: the seed (the lesson fixes it), the random
-# expression generator, the inactive-beam placeholders, the model picker.
+# expression generator, the inactive-beam placeholders, the model picker; the alignment page's
+# data seed; the depth lab's slow BT-GRC run; the Training page's run-keeping settings (the
+# class trains a preset; the model's own sizes stay, they are what a lesson varies).
 ADVANCED_KEYS = (
     "settings.seed",
     "explorer.random_length",
     "explorer.random",
     "explorer.show_invalid",
     "model.choice",
+    "alignment.data_seed",
+    "depth.bt",
+    "training.seed",
+    "training.device",
+    "training.batch_size",
+    "training.eval_every",
+    "training.patience",
+    "training.max_minutes",
 )
 # Key prefixes hidden too: the Explorer's download buttons (explorer.dot.*, explorer.graphml.*).
 ADVANCED_PREFIXES = ("explorer.dot.", "explorer.graphml.", "explorer.trace_json")

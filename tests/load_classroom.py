@@ -336,8 +336,15 @@ async def student(
 
     def record(kind: str, bucket: str, tokens: int, r: RunResult) -> None:
         actions.append(
-            Action(index, kind, bucket, tokens, round(r.seconds, 3), r.status,
-                   round(time.perf_counter() - t0, 1))  # fmt: skip
+            Action(
+                index,
+                kind,
+                bucket,
+                tokens,
+                round(r.seconds, 3),
+                r.status,
+                round(time.perf_counter() - t0, 1),
+            )  # fmt: skip
         )
 
     try:
@@ -385,8 +392,11 @@ def summarise(actions: list[Action]) -> list[dict[str, Any]]:
         groups.setdefault((a.kind, a.bucket), []).append(a)
     order = ["open", "type", "step", "level", "connection"]
     for (kind, bucket), group in sorted(
-        groups.items(), key=lambda kv: (order.index(kv[0][0]), list(BUCKETS).index(kv[0][1])
-                                        if kv[0][1] in BUCKETS else -1)  # fmt: skip
+        groups.items(),
+        key=lambda kv: (
+            order.index(kv[0][0]),
+            list(BUCKETS).index(kv[0][1]) if kv[0][1] in BUCKETS else -1,
+        ),  # fmt: skip
     ):
         secs = [a.seconds for a in group if a.status == "ok"]
         rows.append(
@@ -405,9 +415,11 @@ def summarise(actions: list[Action]) -> list[dict[str, Any]]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"\n{report['sessions']} sessions for {report['seconds']:.0f} s"
-          f"{' with a training job running' if report['training'] else ''}:"  # fmt: skip
-          f" {report['actions']} actions, {report['errors']} errors")
+    print(
+        f"\n{report['sessions']} sessions for {report['seconds']:.0f} s"
+        f"{' with a training job running' if report['training'] else ''}:"  # fmt: skip
+        f" {report['actions']} actions, {report['errors']} errors"
+    )
     print(f"{'action':<10}{'tokens':<10}{'n':>6}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     for r in report["table"]:
         print(f"{r['action']:<10}{r['bucket']:<10}{r['n']:>6}{r['errors']:>8}"

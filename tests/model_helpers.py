@@ -28,8 +28,9 @@ def tiny_config(model_type: str = "rir_ebt_grc", **overrides) -> ModelConfig:
     return ModelConfig(**fields)
 
 
-def tiny_model(model_type: str = "rir_ebt_grc", seed: int = 0, double: bool = True,
-               **overrides) -> ListOpsModel:
+def tiny_model(
+    model_type: str = "rir_ebt_grc", seed: int = 0, double: bool = True, **overrides
+) -> ListOpsModel:
     """An eval-mode tiny model; the scorer is scaled up so that beams differ clearly (fewer
     near-ties between candidates)."""
     torch.manual_seed(seed)

@@ -206,6 +206,32 @@ def test_depth_lab_runs_every_model_on_the_expression():
     assert depth["y"] == [6, 15, 15, 4]
 
 
+def test_depth_lab_runs_the_models_once_per_expression_and_settings(monkeypatch):
+    calls = []
+    real = D.run_model
+
+    def counted(model, text, seed=0, **kw):
+        calls.append((model.config.model_type, text, kw.get("chunk_width")))
+        return real(model, text, seed, **kw)
+
+    monkeypatch.setattr(D, "run_model", counted)
+    import streamlit as st
+
+    st.cache_data.clear()  # earlier tests of this process ran the same expression
+    at = _page("depth", expr=CHUNKED, w="4", k="3")
+    assert sorted(c[0] for c in calls) == ["bbt_grc", "bt_grc", "ebt_grc", "rir_ebt_grc"]
+    first = len(calls)
+    at.select_slider(key="depth.n").set_value(300).run()  # the chart's n: nothing to re-run
+    _ok(at)
+    assert len(calls) == first
+    assert list(_table(at, "measured depth")["measured depth"]) == [6, 15, 15, 4]
+    at.slider(key="depth.w").set_value(10).run()  # the curves' W: nothing to re-run either
+    assert len(calls) == first
+    at.slider(key="settings.chunk_width").set_value(5).run()  # the model's W: RIR runs again
+    _ok(at)
+    assert [c[0] for c in calls[first:]] == ["rir_ebt_grc"]
+
+
 def test_depth_lab_skips_bt_grc_on_long_inputs_until_asked():
     long = "[SM " + "1 " * (D.BT_GRC_AUTO_TOKENS + 10) + "]"
     at = _page("depth", expr=long, w="30", k="2")

@@ -358,3 +358,17 @@ def test_the_drawn_final_beam_is_in_the_link():
     assert not reopened.warning or all("Session State" not in w.value for w in reopened.warning)
     # A beam that does not exist falls back to the best one.
     assert _app(expr=CHUNKED, w="4", k="3", beam="9").selectbox(key="explorer.final_beam").value < 3
+
+
+def test_teacher_mode_enlarges_every_chart():
+    from app import teacher
+
+    normal = _figures(_app(expr=CHUNKED, w="4", k="3"))
+    big = _figures(_app(expr=CHUNKED, w="4", k="3", teacher="1"))
+    assert len(big) == len(normal) == 6
+    for fig in big:
+        assert fig["layout"]["font"]["size"] == teacher.CHART_FONT_PX
+        assert fig["layout"]["xaxis"]["tickfont"]["size"] == teacher.CHART_TICK_PX
+    assert all("size" not in f["layout"].get("font", {}) for f in normal)
+    # The same data, only larger text.
+    assert [f["data"] for f in big] == [f["data"] for f in normal]

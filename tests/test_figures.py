@@ -282,3 +282,13 @@ def test_model_summary():
         }
     )
     assert summary == "D=64 · S4D on · defaults K=7, W=30, sample alignment"
+
+
+def test_levels_table_marks_the_level_shown(chunked):
+    levels, width = chunked["levels"], chunked["settings"]["chunk_width"]
+    assert len(levels) >= 2
+    for current in range(len(levels)):
+        table = F.levels_table(levels, width, current)
+        assert list(table["shown"]) == ["▶" if i == current else "" for i in range(len(levels))]
+        assert list(table["level"]) == list(range(len(levels)))
+    assert set(F.levels_table(levels, width)["shown"]) == {""}

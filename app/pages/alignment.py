@@ -56,6 +56,10 @@ def explorer_link(text: str, settings: state.Settings, alignment: str) -> str:
         "w": settings.chunk_width,
         "align": alignment,
     }
+    if state.chosen_model_key():  # the failure is the session's model's: open it with that
+        query[state.MODEL_PARAM] = state.chosen_model_key()
+    if ss.get(state.TEACHER_FLAG):
+        query["teacher"] = "1"
     return "./?" + urlencode(query)
 
 

@@ -321,7 +321,9 @@ def outer_recursion(trace: dict) -> int:
         on_change=_reset_inner,
     )
     with st.expander("Level summary (every level in numbers)"):
-        table = _memo("levels", trace, (levels, trace["settings"]["chunk_width"]), F.levels_table)
+        table = _memo(
+            "levels", trace, (levels, trace["settings"]["chunk_width"], level), F.levels_table
+        )
         st.dataframe(table, hide_index=True)
     lv = levels[level]
     width = trace["settings"]["chunk_width"]
