@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from apptest_helpers import figure as _figure
+from apptest_helpers import figures as _figures
 from streamlit.testing.v1 import AppTest
 
 from app import depth_lab as D
@@ -33,16 +34,6 @@ def _page(page: str, **query: str) -> AppTest:
 
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _figure(at: AppTest, title_part: str) -> dict:
-    found = [f for f in _figures(at) if title_part in f["layout"]["title"]["text"]]
-    assert len(found) == 1, [f["layout"]["title"]["text"] for f in _figures(at)]
-    return found[0]
 
 
 def _table(at: AppTest, column: str):

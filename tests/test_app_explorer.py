@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from apptest_helpers import figure as _figure
+from apptest_helpers import figures as _figures
 from streamlit.testing.v1 import AppTest
 
 from app import state
@@ -256,18 +258,6 @@ def test_long_inputs_draw_compact_trees_and_level_summaries():
     _ok(at)
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert not any("collapsed subtrees" in spec for spec in charts)
-
-
-def _figures(at: AppTest) -> list[dict]:
-    import json
-
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _figure(at: AppTest, title_part: str) -> dict:
-    found = [f for f in _figures(at) if title_part in f["layout"]["title"]["text"]]
-    assert len(found) == 1, [f["layout"]["title"]["text"] for f in _figures(at)]
-    return found[0]
 
 
 def _named(fig: dict, name: str) -> dict:
