@@ -222,8 +222,10 @@ def tour() -> list[TourStep]:
             "real sub-expressions; the cell would have to untangle operators and arguments "
             "mixed in the wrong order. Such models do poorly on ListOps and fail on inputs "
             "longer than the training data. The model's own beam search picks merges by "
-            "content: compare its tree in the Explorer.",
+            "content: compare its tree in the Explorer, and BBT-GRC's depth and answer next "
+            "to it in the depth lab.",
             View(expression=DEEP, level=0, chunk=0, step=1),
+            also=View(page="depth", expression=DEEP),
         ),
         TourStep(
             4,
