@@ -89,7 +89,7 @@ def measure(page, text: str) -> dict:
     return page.evaluate(DONE_JS)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from rir_core.generate import Recipe, generate
@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tokens", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--css", default="", help="extra CSS injected into the page (experiments)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.model:
         os.environ["RIR_APP_MODEL"] = args.model
     else:

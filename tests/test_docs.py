@@ -38,9 +38,10 @@ stopped; the browser tests start exactly this command, AppTest runs the same scr
 2 gloo ranks), `python tests/screenshots.py` (a server and Chromium for a minute),
 `python -m rir_core.bench` (minutes), `python -m rir_core.bench_data` (10-20 s of CPU),
 `python tests/load_classroom.py` (a server and 30 sessions for minutes; tests/test_load.py runs
-its short mode), `apt-get install` (root and a network: the package must be the one `.ci/run`
-installs), `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable
-file), `kill -SIG` (the signal must be one the trainer handles).
+its short mode), `python tests/measure_speed.py` (a timing in Chromium for a minute or two),
+`apt-get install` (root and a network: the package must be the one `.ci/run` installs),
+`ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
+`kill -SIG` (the signal must be one the trainer handles).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ CHECKED_COMMANDS = {
     "rir_core.bench": "takes minutes",
     "rir_core.bench_data": "10-20 s of CPU: a timing, not a check",
     "tests/load_classroom.py": "30 sessions for minutes; tests/test_load.py runs its --short mode",
+    "tests/measure_speed.py": "a timing in a real browser for a minute or two; the browser tests "
+    "use the same harness",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
     "ruff": "the linter; .ci/run runs it",
     ".ci/run": "the whole CI run (a fresh environment, Chromium, the full suite)",
