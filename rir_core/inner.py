@@ -92,14 +92,20 @@ class BeamSearch(nn.Module):
         device = nodes.device
         beam_ids = torch.arange(beams, device=device)
         seq_ids = torch.arange(n_seq, device=device)
-        # The pool holds the initial nodes, then K new parents per sequence and step.
-        n_init = n_seq * beams * max_len
+        # The pool holds the initial nodes, then K new parents per sequence and step. Beams that
+        # start as copies of one row (an expanded K axis: the leaves at RIR's level 0, or a
+        # whole input for EBT-GRC) share its pool rows and its first pair scores.
+        shared = beams > 1 and nodes.stride(1) == 0
+        first = nodes[:, :1] if shared else nodes  # (N, 1 or K, Lt, D)
+        n_init = first.shape[0] * first.shape[1] * max_len
         pool = NodePool(n_init + n_seq * beams * max(max_len - 1, 0), d, nodes)
-        token = pool.write(torch.arange(n_init, device=device), nodes.reshape(n_init, d), None)
-        ptr = torch.arange(n_init, device=device).view(n_seq, beams, max_len)  # (N, K, Lt)
+        token = pool.write(torch.arange(n_init, device=device), first.reshape(n_init, d), None)
+        ptr = torch.arange(n_init, device=device).view(n_seq, -1, max_len)  # (N, 1 or K, Lt)
+        ptr = ptr.expand(n_seq, beams, max_len)  # (N, K, Lt)
         pair_scores = None
         if not self.parent_scoring:
-            pair_scores = self.child_scorer.pair_scores(nodes[:, :, :-1], nodes[:, :, 1:])
+            pair_scores = self.child_scorer.pair_scores(first[:, :, :-1], first[:, :, 1:])
+            pair_scores = pair_scores.expand(n_seq, beams, max_len - 1)  # (N, K, Lt-1)
         for t in range(max_len - 1):
             width = max_len - t  # current tensor width Lt
             cur_len = (lengths - t).clamp(min=1)  # (N,)

@@ -19,7 +19,7 @@ from torch import nn
 
 from rir_core import rng
 from rir_core.balanced import BalancedTree
-from rir_core.cells import GRC, ChildScorer, ParentScorer
+from rir_core.cells import GRC, ChildScorer, FastDropout, ParentScorer
 from rir_core.config import Alignment, ModelConfig
 from rir_core.inner import BeamSearch
 from rir_core.outer import OuterRecursion
@@ -60,7 +60,7 @@ class ListOpsModel(nn.Module):
         self.config = c
         d = c.hidden_size
         self.embedding = nn.Embedding(c.vocab_size, d, padding_idx=PAD_ID)
-        self.embed_dropout = nn.Dropout(c.dropout)
+        self.embed_dropout = FastDropout(c.dropout)
         self.s4d = (
             BiS4D(d, c.s4d_state_size, c.s4d_dt_min, c.s4d_dt_max, c.dropout) if c.use_s4d else None
         )
@@ -75,10 +75,10 @@ class ListOpsModel(nn.Module):
             parent = ParentScorer(d) if c.model_type == "bt_grc" else None
             self.encoder = OuterRecursion(BeamSearch(cell, child, parent))
         self.head = nn.Sequential(
-            nn.Dropout(c.dropout),
+            FastDropout(c.dropout),
             nn.Linear(d, d),
             nn.GELU(),
-            nn.Dropout(c.dropout),
+            FastDropout(c.dropout),
             nn.Linear(d, c.num_classes),
         )
 

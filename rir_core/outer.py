@@ -125,8 +125,11 @@ class OuterRecursion(torch.nn.Module):
             offs = torch.arange(max_len, device=device)  # (Lc,)
             in_chunk = offs[None, :] < len_t[:, None]  # (N, Lc)
             pos = (start_t[:, None] + offs[None, :]).clamp(max=nodes.shape[2] - 1)  # (N, Lc)
-            by_pos = nodes.transpose(1, 2)  # (B, n, K, D)
-            chunk_nodes = by_pos[ex_t[:, None], pos].permute(0, 2, 1, 3)  # (N, K, Lc, D)
+            if level == 0:  # the K beams are copies of the leaves: gather once, expand (no copy)
+                chunk_nodes = leaves[ex_t[:, None], pos][:, None].expand(-1, beams, -1, -1)
+            else:
+                by_pos = nodes.transpose(1, 2)  # (B, n, K, D)
+                chunk_nodes = by_pos[ex_t[:, None], pos].permute(0, 2, 1, 3)  # (N, K, Lc, D)
             chunk_node_scores = node_scores.transpose(1, 2)[ex_t[:, None], pos]  # (N, Lc, K)
             init = (chunk_node_scores * in_chunk[..., None]).sum(1)  # (N, K)
             state = BeamState(chunk_nodes, init, beam_valid[ex_t])

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rir_core.cells import FastDropout
+
 
 class S4DKernel(nn.Module):
     """Diagonal SSM with S4D-Inv initialisation and bilinear discretisation.
@@ -128,7 +130,7 @@ class BiS4D(nn.Module):
         super().__init__()
         d = hidden_size
         self.kernel = S4DKernel(2 * d, state_size, dt_min, dt_max)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.out = nn.Linear(2 * d, 2 * d)  # then GLU back to D
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, recurrent: bool = False) -> torch.Tensor:

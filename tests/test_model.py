@@ -343,3 +343,30 @@ def test_amp_keeps_beam_scores_in_float32() -> None:
     ids, mask = batch([expression(40, seed=1)])
     _, out = model.forward_with_details(ids, mask, 0, amp=True)
     assert out.scores.dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", [(896, 512), (3, 5, 7), (1,)])
+def test_fast_dropout_drops_p_and_keeps_the_expectation(shape) -> None:
+    from rir_core.cells import FastDropout, fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.full(shape, 2.0)
+    assert fast_dropout(x, 0.1, training=False) is x and fast_dropout(x, 0.0, True) is x
+    y = fast_dropout(x, 0.1, training=True)
+    assert y.shape == x.shape
+    kept = torch.tensor(2.0) / 0.9  # in float32, as the layer computes it
+    assert set(y.unique().tolist()) <= {0.0, kept.item()}
+    if x.numel() >= 10_000:  # 458,752 draws: the drop rate is 0.1 within 5 standard errors
+        rate = (y == 0).double().mean().item()
+        assert abs(rate - 0.1) < 5 * math.sqrt(0.09 / x.numel())
+        assert y.mean().item() == pytest.approx(2.0, rel=0.01)  # inverted dropout
+        # Lanes of one 64-bit draw are independent: no two neighbours share their fate
+        # more often than chance says.
+        both = ((y.flatten()[:-1] == 0) & (y.flatten()[1:] == 0)).double().mean().item()
+        assert abs(both - 0.01) < 0.002
+    torch.manual_seed(1)
+    a = fast_dropout(x, 0.5, True)
+    torch.manual_seed(1)
+    assert torch.equal(a, fast_dropout(x, 0.5, True))  # the global RNG fixes the mask
+    layer = FastDropout(0.3).eval()
+    assert layer(x) is x
