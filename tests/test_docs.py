@@ -566,7 +566,7 @@ def test_inline_commands_are_found():
     """The finder sees the inline commands it is meant to (a guard against a broken regex)."""
     found = {(c.path.name, c.tokens[:3]) for c in INLINE}
     assert ("model_card.md", ("python", "-m", "rir_core.train")) in found
-    assert ("benchmarks.md", ("python", "-m", "rir_core.bench")) in found
+    assert ("model_card.md", ("python", "-m", "rir_core.evaluate")) in found
     assert ("README.md", ("apt-get", "install", "chromium")) in found
     assert len(INLINE) >= 15
 
