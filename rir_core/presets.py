@@ -200,7 +200,10 @@ PRESETS: dict[str, Preset] = {
             optimizer="adamw",
             epochs=20,
             clip=1.0,
-            patience=4,
+            # ListOps models sit on a plateau near 60% for a few epochs before they find the
+            # brackets: 4 evaluations (1,000 steps) of patience stopped the hour after 8 minutes.
+            patience=16,
+            plateau_patience=6,
             eval_every=250,
             eval_batch_size=128,
             max_minutes=60.0,

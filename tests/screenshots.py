@@ -51,6 +51,7 @@ SHOTS = (
     Shot("beam-search", "?lesson=beams", "Inner recursion", "one merge step of the beam search"),
     Shot("alignment", "alignment?lesson=alignment-page", None, "the Beam alignment page"),
     Shot("depth", "depth?lesson=bound-page", None, "the Depth bounds page"),
+    Shot("training", "training", None, "the Training page: presets, settings, estimate"),
     Shot("guide", "guide", None, "the Guide's tour"),
     Shot("teacher-mode", "?lesson=chunks&teacher=1", "Outer recursion", "teacher mode"),
 )
