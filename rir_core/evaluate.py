@@ -172,6 +172,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also store each split's accuracy in the checkpoint's metadata (metrics per split)",
+    )
     return p
 
 
@@ -273,7 +278,38 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                     f"  {bucket:>11} tokens\taccuracy {b['accuracy']:.4f}\tn {b['n']}", flush=True
                 )
         out["splits"] = results
+    if args.record and splits:
+        record_metrics(model, info, out, args.limit)
     return out
+
+
+def record_metrics(
+    model: torch.nn.Module, info: Any, out: dict[str, Any], limit: int | None
+) -> None:
+    """Store the splits' accuracies in the checkpoint's sidecar (``metadata.metrics``), with the
+    settings, seed and limit they were measured with; the rewrite is atomic, weights unchanged."""
+    from rir_core.checkpoint import RESUME_JSON_FILE, save_checkpoint
+
+    folder = Path(info.path)
+    if not folder.is_dir():
+        raise _UsageError(f"--record needs a checkpoint directory, and {folder} is a file")
+    if (folder / RESUME_JSON_FILE).exists():
+        raise _UsageError(
+            f"--record does not rewrite {folder}: it holds a run's training state (a last/ "
+            "checkpoint); record into its best/ or a copy"
+        )
+    metadata = dict(info.metadata)
+    metrics = dict(metadata.get("metrics") or {})
+    for name, res in out["splits"].items():
+        metrics[name] = {
+            "accuracy": res["accuracy"],
+            "n": res["n"],
+            "seed": out["seed"],
+            "settings": out["settings"],
+            "limit": limit,
+        }
+    metadata["metrics"] = metrics
+    save_checkpoint(info.path, model, metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

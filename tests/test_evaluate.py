@@ -186,3 +186,40 @@ def test_cli_bad_checkpoint(tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFi
         ["--checkpoint", str(tmp_path / "none"), "--data", str(FIXTURES / "ours_small.tsv")]
     )
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_cli_record_stores_metrics_per_split_in_the_checkpoint(
+    tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rir_core.generate as gen
+    from rir_core.checkpoint import checkpoint_info
+
+    fake = {"dev": generate(Recipe(4, 30), 6, seed=1), "lra": generate(Recipe(40, 60), 3, seed=2)}
+
+    def load_split(name: str, cache_dir=None, n=None, progress=False):
+        return fake[name][:n]
+
+    monkeypatch.setattr(gen, "load_split", load_split)
+    weights = (ckpt / WEIGHTS_FILE).read_bytes()
+    args = ["--checkpoint", str(ckpt), "--splits", "dev,lra", "--no-progress", "--record"]
+    assert ev.main([*args, "--limit", "5", "--alignment", "kbest"]) == 0
+    metrics = checkpoint_info(ckpt).metadata["metrics"]
+    assert set(metrics) == {"dev", "lra"}
+    assert metrics["dev"]["n"] == 5 and metrics["lra"]["n"] == 3
+    assert metrics["dev"]["limit"] == 5 and metrics["dev"]["settings"] == {"alignment": "kbest"}
+    assert 0.0 <= metrics["dev"]["accuracy"] <= 1.0
+    assert checkpoint_info(ckpt).metadata["notes"] == "eval test"  # the rest is kept
+    from safetensors.torch import load
+
+    before, after = load(weights), load((ckpt / WEIGHTS_FILE).read_bytes())
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # A run's last/ (with training state) is not rewritten: one sentence, nothing changed.
+    last = save_checkpoint(tmp_path / "last", build_model(TINY), {}, resume_state={"step": 1})
+    capsys.readouterr()
+    assert ev.main(["--checkpoint", str(last), "--splits", "dev", "--record", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run's training state" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "metrics" not in checkpoint_info(last).metadata
+        or not checkpoint_info(last).metadata["metrics"]
+    )
