@@ -316,17 +316,22 @@ print("@@RESULTS@@" + json.dumps(results), flush=True)
 """
 
 
-def run_modules(runs: list[list[str]], cwd: Path) -> str:
-    """Run ``python -m MODULE ARGS`` for each entry in one interpreter; fail on the first
-    non-zero exit with the output."""
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, json.dumps(runs)],
+def _python(code: str, payload: object, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``python -c CODE JSON(payload)`` in ``cwd`` with the docs' environment, output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code, json.dumps(payload)],
         cwd=cwd,
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=BLOCK_TIMEOUT_S,
+        timeout=timeout,
     )
+
+
+def run_modules(runs: list[list[str]], cwd: Path) -> str:
+    """Run ``python -m MODULE ARGS`` for each entry in one interpreter; fail on the first
+    non-zero exit with the output."""
+    proc = _python(RUNNER, runs, cwd, BLOCK_TIMEOUT_S)
     marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULTS@@")]
     results = json.loads(marker[-1][len("@@RESULTS@@") :]) if marker else []
     tail = (proc.stdout + "\n" + proc.stderr)[-6000:]
@@ -398,14 +403,7 @@ def parse_with_real_parsers(requests: list[tuple[str, list[str]]]) -> None:
     """Each ``(module or script, argv)`` must get through its command's own argparse parser."""
     if not requests:
         return
-    proc = subprocess.run(
-        [sys.executable, "-c", PARSE_RUNNER, json.dumps(requests)],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _python(PARSE_RUNNER, requests, REPO, 120)
     marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@PARSED@@")]
     assert marker, (proc.stdout + proc.stderr)[-3000:]
     problems = json.loads(marker[-1][len("@@PARSED@@") :])
