@@ -85,9 +85,59 @@ class OuterRecursion(torch.nn.Module):
     sequential depth performed (list of ints).
     """
 
+    #: Without autograd, one level's chunks run in groups whose node pools hold at most this
+    #: many rows (D floats each: 16 MiB at D 128 in float32), shortest chunks first. A pool holds
+    #: every node a level composes (about K x n rows for n tokens), so 16 inputs of 1,000 tokens
+    #: would otherwise keep about 80 MiB of node vectors alive at once. Each chunk's search is
+    #: independent of its batch neighbours, so the result is the same. Training keeps one call
+    #: per level (its graph holds every pool anyway); so does a traced run, which records one
+    #: batch of chunks per level (a single input fits one group up to about 4,000 tokens).
+    pool_rows = 1 << 15
+
     def __init__(self, inner: BeamSearch) -> None:
         super().__init__()
         self.inner = inner
+
+    def _inner_in_groups(
+        self,
+        state: BeamState,
+        lengths: list[int],
+        len_t: torch.Tensor,
+        keys: StreamKeys,
+    ) -> BeamState:
+        """:attr:`inner` over groups of chunks of bounded pool size; rows keep their order."""
+        beams = state.scores.shape[1]
+        shared = beams > 1 and state.nodes.stride(1) == 0  # K copies of one row (level 0)
+
+        def rows_needed(count: int, longest: int) -> int:  # NodePool rows of one group
+            return count * (longest * (1 if shared else beams) + beams * (longest - 1))
+
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        groups: list[list[int]] = [[]]
+        for r in order:
+            if groups[-1] and rows_needed(len(groups[-1]) + 1, lengths[r]) > self.pool_rows:
+                groups.append([])
+            groups[-1].append(r)
+        if len(groups) == 1:
+            return self.inner(state, len_t, max(lengths), keys)
+        roots, scores, valid = [], [], []
+        for group in groups:
+            g = torch.tensor(group, device=len_t.device)
+            longest = lengths[group[-1]]
+            if shared:  # keep the K axis an expanded view, so the group shares its rows too
+                nodes = state.nodes[g, :1, :longest].expand(-1, beams, -1, -1)
+            else:
+                nodes = state.nodes[g, :, :longest]
+            sub = BeamState(nodes, state.scores[g], state.valid[g])
+            sub_keys = StreamKeys(keys.seeds[g], keys.chunk[g], keys.level)
+            out = self.inner(sub, len_t[g], longest, sub_keys)
+            roots.append(out.nodes)
+            scores.append(out.scores)
+            valid.append(out.valid)
+        inv = torch.empty(len(order), dtype=torch.long)
+        inv[torch.tensor(order)] = torch.arange(len(order))
+        inv = inv.to(len_t.device)
+        return BeamState(torch.cat(roots)[inv], torch.cat(scores)[inv], torch.cat(valid)[inv])
 
     def forward(
         self,
@@ -136,7 +186,10 @@ class OuterRecursion(torch.nn.Module):
             if recorder.enabled:
                 recorder.begin_level(level, plan, init, state.valid)
             keys = StreamKeys(seeds[ex_t], torch.tensor(plan.index, device=device), level)
-            out = self.inner(state, len_t, max_len, keys, recorder)
+            if width is None or recorder.enabled or torch.is_grad_enabled():
+                out = self.inner(state, len_t, max_len, keys, recorder)
+            else:
+                out = self._inner_in_groups(state, plan.length, len_t, keys)
             roots = out.nodes[:, :, 0]  # (N, K, D)
 
             done = [ex for ex, rows in plan.chunks_of.items() if len(rows) == 1]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import math
 import os
@@ -309,6 +310,12 @@ class PreparedRun:
             self.log.close()
         if self.env.owned:
             dist.barrier()
+            # The DDP wrapper's reducer holds the last reference to the gloo/nccl process group;
+            # left to interpreter shutdown, its worker threads can be torn down unjoined
+            # ("terminate called without an active exception", seen once under heavy load).
+            # Unwrap and collect it here, while the interpreter is whole.
+            self.trainer.model = getattr(self.trainer.model, "module", self.trainer.model)
+            gc.collect()
             dist.destroy_process_group()
         return result
 

@@ -370,3 +370,39 @@ def test_fast_dropout_drops_p_and_keeps_the_expectation(shape) -> None:
     assert torch.equal(a, fast_dropout(x, 0.5, True))  # the global RNG fixes the mask
     layer = FastDropout(0.3).eval()
     assert layer(x) is x
+
+
+# ------------------------------------------------------------------------------------------
+# Inference in groups of chunks (bounded node pools)
+
+
+@pytest.mark.parametrize("alignment", list(Alignment))
+def test_chunk_groups_without_autograd_give_the_same_logits(
+    alignment: Alignment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without autograd a level's chunks run in groups of bounded pool size, shortest first:
+    the logits and the beams are those of one call per level (autograd on)."""
+    from rir_core.outer import OuterRecursion
+
+    model = tiny_model()
+    toks = [expression(n, seed=n) for n in (4, 9, 17, 33, 61, 150)]
+    seeds = torch.tensor([1, 2, 3, 4, 5, 6])
+    ids, mask = batch(toks)
+    expected = model(ids, mask, seeds, alignment=alignment).detach()  # one call per level
+    calls: list[int] = []  # node-pool rows of each inner call
+    search = model.encoder.inner.forward
+
+    def counted(state, lengths, max_len, *rest):
+        n, k = state.scores.shape
+        copies = 1 if state.nodes.stride(1) == 0 else k  # level 0 shares its K copies
+        calls.append(n * (max_len * copies + k * (max_len - 1)))
+        return search(state, lengths, max_len, *rest)
+
+    monkeypatch.setattr(model.encoder.inner, "forward", counted)
+    monkeypatch.setattr(OuterRecursion, "pool_rows", 60)  # a few chunks of W = 5 per group
+    with torch.no_grad():
+        got = model(ids, mask, seeds, alignment=alignment)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+    levels = len(schedule(150, W))
+    assert len(calls) > levels  # grouped: more calls than levels, each of a few chunks
+    assert max(calls) <= 60

@@ -125,3 +125,26 @@ def test_bis4d_is_bidirectional() -> None:
             y[0, j] += 1.0
             changed = layer(y, mask)[0, 3] - base[0, 3]
             assert bool(changed.abs().max() > 1e-8) == expect_change, j
+
+
+@pytest.mark.parametrize(
+    ("slice_elements", "slices"),
+    [(1, [1] * 5), (160, [2, 2, 1]), (1 << 19, [5])],
+    ids=["one-by-one", "two-by-two", "whole"],
+)
+def test_bis4d_without_autograd_runs_in_slices_with_the_same_result(
+    slice_elements: int, slices: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without autograd the block runs on batch slices (bounded FFT buffers): same outputs."""
+    layer = _bis4d()
+    x = torch.randn(5, 10, 4, dtype=torch.float64)
+    mask = torch.arange(10)[None, :] < torch.tensor([10, 3, 7, 1, 9])[:, None]
+    expected = layer(x, mask).detach()  # autograd on: one call over the whole batch
+    calls = []
+    inner = layer._forward
+    monkeypatch.setattr(layer, "_forward", lambda *a: calls.append(a[0].shape[0]) or inner(*a))
+    monkeypatch.setattr(BiS4D, "slice_elements", slice_elements)
+    with torch.inference_mode():
+        got = layer(x, mask)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert calls == slices  # 2 x D x L = 80 elements per example
