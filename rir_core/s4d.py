@@ -78,11 +78,18 @@ class S4DKernel(nn.Module):
         k = torch.einsum("hna,hns->has", weighted, small).real  # (H, A, S)
         return 2 * k.reshape(k.shape[0], -1)[:, :length]  # (H, L)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """Causal SSM by FFT convolution of length 2L (not circular). ``(B, H, L) -> (B, H, L)``."""
+    def kernel_spectrum(self, length: int) -> torch.Tensor:
+        """The kernel's FFT for inputs of ``length`` positions. ``(H, L+1)`` complex."""
+        return torch.fft.rfft(self.kernel(length), n=2 * length)
+
+    def forward(self, u: torch.Tensor, k_f: torch.Tensor | None = None) -> torch.Tensor:
+        """Causal SSM by FFT convolution of length 2L (not circular). ``(B, H, L) -> (B, H, L)``.
+
+        ``k_f``: :meth:`kernel_spectrum` for this length, when the caller already has it.
+        """
         length = u.shape[-1]
-        k = self.kernel(length)  # (H, L)
-        k_f = torch.fft.rfft(k, n=2 * length)  # (H, L+1)
+        if k_f is None:
+            k_f = self.kernel_spectrum(length)  # (H, L+1)
         u_f = torch.fft.rfft(u, n=2 * length)  # (B, H, L+1)
         u_f = u_f.mul_(k_f) if not torch.is_grad_enabled() else u_f * k_f
         y = torch.fft.irfft(u_f, n=2 * length)[..., :length]  # (B, H, L)
@@ -145,19 +152,26 @@ class BiS4D(nn.Module):
         step = max(1, self.slice_elements // max(per_example, 1))
         if torch.is_grad_enabled() or x.shape[0] <= step:
             return self._forward(x, mask, recurrent)
+        k_f = None if recurrent else self.kernel.kernel_spectrum(x.shape[1])  # once, not per slice
         return torch.cat(
             [
-                self._forward(x[i : i + step], mask[i : i + step], recurrent)
+                self._forward(x[i : i + step], mask[i : i + step], recurrent, k_f)
                 for i in range(0, x.shape[0], step)
             ]
         )
 
-    def _forward(self, x: torch.Tensor, mask: torch.Tensor, recurrent: bool) -> torch.Tensor:
+    def _forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        recurrent: bool,
+        k_f: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         lengths = mask.sum(1)  # (B,)
         x0 = x * mask[..., None]  # padding zeroed before the convolution
-        u = torch.cat([x0, reverse_padded(x0, lengths)], dim=-1)  # (B, L, 2D)
-        ssm = self.kernel.forward_recurrent if recurrent else self.kernel
-        y = ssm(u.transpose(1, 2)).transpose(1, 2)  # (B, L, 2D)
+        u = torch.cat([x0, reverse_padded(x0, lengths)], dim=-1).transpose(1, 2)  # (B, 2D, L)
+        y = self.kernel.forward_recurrent(u) if recurrent else self.kernel(u, k_f)
+        y = y.transpose(1, 2)  # (B, L, 2D)
         d = x.shape[-1]
         y = torch.cat([y[..., :d], reverse_padded(y[..., d:], lengths)], dim=-1)  # un-reverse
         y = self.dropout(F.gelu(y))
