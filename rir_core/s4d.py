@@ -79,8 +79,32 @@ class S4DKernel(nn.Module):
         return 2 * k.reshape(k.shape[0], -1)[:, :length]  # (H, L)
 
     def kernel_spectrum(self, length: int) -> torch.Tensor:
-        """The kernel's FFT for inputs of ``length`` positions. ``(H, L+1)`` complex."""
-        return torch.fft.rfft(self.kernel(length), n=2 * length)
+        """The kernel's FFT for inputs of ``length`` positions. ``(H, L+1)`` complex.
+
+        On CPU without autograd it is cached per length (up to 8 lengths) for as long as the
+        parameters keep their values (compared by value, so any update, in place or not, is
+        seen): it depends on the parameters only, and its complex powers cost as much as the
+        rest of a one-input forward pass of 1,000 tokens. Not on CUDA, where the comparison
+        would be a host synchronisation and the powers are cheap.
+        """
+        if torch.is_grad_enabled() or self.log_dt.device.type != "cpu":
+            return torch.fft.rfft(self.kernel(length), n=2 * length)
+        params = [p.detach() for p in self.parameters()]
+        cache = getattr(self, "_spectrum_cache", None)  # ([parameter values], {length: spectrum})
+        if cache is None or not all(
+            a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(cache[0], params, strict=True)
+        ):
+            with torch.inference_mode(False):  # normal tensors, usable in and out of this mode
+                cache = ([p.clone() for p in params], {})
+            self._spectrum_cache = cache  # one assignment: safe for concurrent app sessions
+        spectrum = cache[1].get(length)
+        if spectrum is None:
+            with torch.inference_mode(False), torch.no_grad():
+                spectrum = torch.fft.rfft(self.kernel(length), n=2 * length)
+            if len(cache[1]) >= 8:
+                cache[1].clear()
+            cache[1][length] = spectrum
+        return spectrum
 
     def forward(self, u: torch.Tensor, k_f: torch.Tensor | None = None) -> torch.Tensor:
         """Causal SSM by FFT convolution of length 2L (not circular). ``(B, H, L) -> (B, H, L)``.

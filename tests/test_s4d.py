@@ -148,3 +148,21 @@ def test_bis4d_without_autograd_runs_in_slices_with_the_same_result(
         got = layer(x, mask)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     assert calls == slices  # 2 x D x L = 80 elements per example
+
+
+def test_kernel_spectrum_cache_follows_the_parameters() -> None:
+    """Without autograd the spectrum is cached per length, and any change of a parameter, even
+    through ``.data`` (which autograd's version counter does not see), drops it."""
+    kernel = _kernel()
+    with torch.no_grad():
+        first = kernel.kernel_spectrum(12)
+        assert kernel.kernel_spectrum(12) is first  # cached
+        assert kernel.kernel_spectrum(13) is not first
+        kernel.log_dt.data.mul_(0.5)  # what some optimizers do between evaluations
+        changed = kernel.kernel_spectrum(12)
+    fresh = torch.fft.rfft(kernel.kernel(12), n=24).detach()  # autograd on: never cached
+    assert not torch.allclose(changed, first)
+    torch.testing.assert_close(changed, fresh, rtol=1e-12, atol=1e-12)
+    with torch.inference_mode():  # cached tensors are normal tensors, usable outside the mode
+        cached = kernel.kernel_spectrum(12)
+    assert not cached.is_inference()
