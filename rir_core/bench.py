@@ -2,7 +2,8 @@
 
 Training: forward + backward + optimizer step over the train recipe's natural length mix
 (<= 100 tokens, length-bucketed batches of 128). Inference: fixed-length inputs of 100, 500 and
-1,000 tokens. Paper sizes: D 128, K 7 (RIR-EBT-GRC) and K 5 (EBT-GRC, BT-GRC), W 30.
+1,000 tokens, 16 at a time (4 with ``--quick``), and one at a time at 1,000 tokens. Paper
+sizes: D 128, K 7 (RIR-EBT-GRC) and K 5 (EBT-GRC, BT-GRC), W 30.
 
 Each measurement runs in a fresh process, so its peak memory is its own: on CUDA
 ``torch.cuda.max_memory_allocated``; on CPU the growth of the peak resident set size (``ru_maxrss``)
@@ -141,6 +142,19 @@ def jobs(quick: bool, device: str, threads: int) -> list[dict]:
                     "batch": batch,
                     "min_runs": 1,
                     "min_seconds": 0 if quick else 3,
+                }
+            )
+    if not quick:
+        # One input at a time (what the app does): latency, where per-step overhead counts.
+        for model in MODELS:
+            out.append(
+                {
+                    "model": model,
+                    "mode": "infer",
+                    "length": 1000,
+                    "batch": 1,
+                    "min_runs": 1,
+                    "min_seconds": 3,
                 }
             )
     for j in out:
