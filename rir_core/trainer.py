@@ -690,13 +690,16 @@ class Trainer:
             epoch_end = self.batch_in_epoch >= len(batches)
             elapsed = self.elapsed_before + self._session_elapsed()
             remaining = max(self.planned_steps() - self.step, 0)
+            eta = remaining * self._session_elapsed() / session_steps
+            if cfg.max_minutes is not None:  # the time limit may end the run first
+                eta = min(eta, max(cfg.max_minutes * 60.0 - self._session_elapsed(), 0.0))
             metrics.update(
                 step=self.step,
                 epoch=self._epoch_progress(),
                 lr=self._lr(),
                 seq_per_s=session_seqs / max(train_time, 1e-9),
                 elapsed_s=elapsed,
-                eta_s=remaining * self._session_elapsed() / session_steps,
+                eta_s=eta,
             )
             if self.is_main and self.callbacks.on_step:
                 self.callbacks.on_step(metrics)

@@ -252,6 +252,21 @@ def test_api_callbacks_and_stop_request(tmp_path: Path, data_files: dict[str, st
     assert load_resume_state(tmp_path / "run" / "last")["step"] == 5
 
 
+def test_eta_counts_the_time_limit(tmp_path: Path, data_files: dict[str, str]) -> None:
+    """With ``max_minutes`` the ETA is the time left when the limit comes before the epochs."""
+    steps: list[dict] = []
+    train_mod.train(
+        "classroom",
+        model_overrides=TINY_MODEL,
+        train_overrides={"batch_size": 8, "epochs": 10_000, "max_minutes": 0.5, "max_steps": 3},
+        data_overrides=data_files,
+        out=tmp_path / "run",
+        callbacks=Callbacks(on_step=steps.append),
+    )
+    for m in steps:  # 10,000 epochs would take hours; the limit leaves at most 30 s
+        assert 0.0 <= m["eta_s"] <= 30.0 - (m["elapsed_s"] - steps[0]["elapsed_s"]) + 1e-6
+
+
 def test_presets_and_overrides() -> None:
     paper = PRESETS["paper"]
     assert (paper.model.hidden_size, paper.model.beam_size, paper.model.chunk_width) == (128, 7, 30)
