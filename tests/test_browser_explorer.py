@@ -160,8 +160,14 @@ def test_downloads_trace_and_trees(app_page):
     assert " ".join(trace["tokens"]) == "[MAX 2 9 [MIN 4 7 ] 0 ]" and trace["ground_truth"] == 9
     assert {"levels", "final_beams", "depth", "probabilities"} <= set(trace)
 
+    # Both trees' buttons (gold first, then the chosen beam's): under load the page may still
+    # be drawing the second section, and .first must not be taken before it is complete.
+    from playwright.sync_api import expect
+
+    dots = page.get_by_role("button", name="DOT (Graphviz)")
+    expect(dots).to_have_count(2)
     with page.expect_download() as info:
-        page.get_by_role("button", name="DOT (Graphviz)").first.click()
+        dots.first.click()
     dot = Path(info.value.path()).read_text()
     assert info.value.suggested_filename.endswith("-gold.dot") and "MAX=9" in dot
     with page.expect_download() as info:

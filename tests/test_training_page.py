@@ -82,7 +82,7 @@ def test_the_page_shows_the_estimate_before_starting():
 
     at.selectbox(key="training.preset").select("cpu").run()
     _ok(at)
-    assert at.number_input(key="training.hidden_size").value == 64
+    assert at.number_input(key="training.hidden_size").value == 128  # the paper's model
     cpu_info = _texts(at.info)
     assert "time limit ends it first" in cpu_info  # the cpu preset stops after 60 minutes
 
