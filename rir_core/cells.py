@@ -62,10 +62,21 @@ class GRC(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.w1(torch.cat([left, right], dim=-1)))  # (..., 4D)
+        return self.compose(torch.cat([left, right], dim=-1))
+
+    def compose(self, pair: torch.Tensor) -> torch.Tensor:
+        """The cell on ``pair = [l; r]`` ``(..., 2D)``, which may be a strided view.
+
+        The beam search reads a merge's two children as adjacent rows of one gathered tensor, so
+        ``[l; r]`` is a view there and the concatenation costs nothing.
+        """
+        d = self.hidden_size
+        left, right = pair[..., :d], pair[..., d:]  # (..., D) views
+        h = F.gelu(self.w1(pair))  # (..., 4D)
         h = fast_dropout(h, self.dropout, self.training)
-        g1, g2, g3, u = self.w2(h).chunk(4, dim=-1)  # 4 x (..., D)
-        mixed = torch.sigmoid(g1) * left + torch.sigmoid(g2) * right + torch.sigmoid(g3) * u
+        z = self.w2(h)  # (..., 4D): [g1, g2, g3, u]
+        g1, g2, g3 = torch.sigmoid(z[..., : 3 * d]).chunk(3, dim=-1)  # 3 x (..., D), one kernel
+        mixed = torch.addcmul(torch.addcmul(g3 * z[..., 3 * d :], g1, left), g2, right)
         return self.norm(mixed)  # (..., D)
 
 

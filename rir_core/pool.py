@@ -47,6 +47,19 @@ class NodePool:
         self.data.index_copy_(0, rows, x.detach().to(self.data.dtype))
         return token
 
+    def write_block(
+        self, start: int, x: torch.Tensor, token: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """``pool[start : start + R] = x`` with ``x (R, D)``: :meth:`write` to consecutive rows.
+
+        Without autograd this is a plain copy into a slice, no index tensor involved.
+        """
+        if self.tracking and x.requires_grad:
+            rows = torch.arange(start, start + x.shape[0], device=x.device)
+            return self.write(rows, x, token)
+        self.data[start : start + x.shape[0]].copy_(x.detach())
+        return token
+
     def read(self, rows: torch.Tensor, token: torch.Tensor | None) -> torch.Tensor:
         """``pool[rows]`` as a new tensor ``(*rows.shape, D)``."""
         flat = rows.reshape(-1)

@@ -21,11 +21,10 @@ Conventions of the batched implementation reproduced here (each one is tested):
 * Leaves start as K slots: slot 0 is valid with score 0, slots 1..K-1 are invalid copies.
   Invalid beams are carried along but never win against a valid candidate; when fewer than K
   valid candidates exist, the missing beams are filled with invalid candidates ("fillers") in
-  candidate order.
-* A beam's top list holds ``min(K, Lt - 1)`` positions, where ``Lt`` is the width of the batched
-  tensor (the widest chunk of the level minus the steps done), not the chunk's own width: the
-  positions beyond the chunk's real pairs are listed after the real ones, as invalid candidates.
-  This only changes which fillers an invalid beam gets, never a valid beam.
+  (beam, position) order, over the ``Lt - 1`` positions of the batched tensor, where ``Lt`` is
+  the widest chunk of the level minus the steps done, not the chunk's own width. (The batched
+  model sorts all ``K x (Lt - 1)`` candidates at once; the invalid ones come last, in that
+  order.) This only decides which fillers an invalid beam gets, never a valid beam.
 * A filler at a position beyond the real pairs leaves the real nodes of its row unchanged except
   that the row loses its last node (the batched row merges padding there).
 * Invalid beams get score ``-inf`` here (the batched model keeps a meaningless finite number);
@@ -116,7 +115,7 @@ def _pair_logprobs(model, nodes: list[torch.Tensor]) -> tuple[list[float], list[
 @dataclass
 class _Candidate:
     beam: int  # the beam it extends
-    rank: int  # its rank in that beam's top list
+    rank: int  # its rank in that beam's top list (-1: a filler)
     position: int  # merge position j: nodes j and j+1 become one
     score: float  # beam score + log p_j (-inf when invalid)
     valid: bool
@@ -138,27 +137,30 @@ def inner_search(
     length = len(beams[0].nodes)
     for t in range(length - 1):
         n_pairs = length - t - 1  # real pairs of every beam at this step
-        top_len = min(n_beams, tensor_width - t - 1)  # kk = min(K, Lt - 1)
+        top_len = min(n_beams, n_pairs)  # kk = min(K, #pairs)
 
-        # Steps 1-2: per beam, log p of every pair and its top positions (ties: lower index),
-        # followed by the positions beyond the real pairs (invalid candidates).
+        # Steps 1-2: per beam, log p of every pair and its top positions (ties: lower index).
         candidates: list[_Candidate] = []
         beam_parents: list[list[torch.Tensor]] = []
         for k, beam in enumerate(beams):
             logp, parents = _pair_logprobs(model, beam.nodes)
             beam_parents.append(parents)
+            if not beam.valid:
+                continue
             ranked = sorted(range(n_pairs), key=lambda j, lp=logp: (-lp[j], j))[:top_len]
-            ranked += list(range(n_pairs, n_pairs + top_len - len(ranked)))
             # Step 3: candidate score = beam score + log p_j (beam-major order, k * kk + r).
             for r, j in enumerate(ranked):
-                ok = beam.valid and j < n_pairs
-                score = beam.score + logp[j] if ok else NEG_INF
-                candidates.append(_Candidate(k, r, j, score, ok))
+                candidates.append(_Candidate(k, r, j, beam.score + logp[j], True))
 
-        # Step 3: keep the K best valid candidates (stable: ties to the lower candidate index);
-        # if there are fewer than K, fill up with invalid candidates in candidate order.
-        good = sorted((c for c in candidates if c.valid), key=lambda c: -c.score)
-        fillers = [c for c in candidates if not c.valid]
+        # Step 3: keep the K best candidates (stable: ties to the lower candidate index); if
+        # there are fewer than K, fill up with invalid ones in (beam, position) order.
+        good = sorted(candidates, key=lambda c: -c.score)
+        fillers = [
+            _Candidate(k, -1, j, NEG_INF, False)
+            for k, beam in enumerate(beams)
+            for j in range(tensor_width - t - 1)
+            if not (beam.valid and j < n_pairs)
+        ]
         kept = (good + fillers)[:n_beams]
 
         # Step 4: compose the kept pairs with the GRC cell and splice each parent in.
