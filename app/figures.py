@@ -919,6 +919,73 @@ def model_summary(config: dict[str, Any]) -> str:
     return " · ".join(parts) + " · defaults " + ", ".join(defaults)
 
 
+def split_label(name: str) -> str:
+    """What a standard split holds, from its recipe: ``len_500_600`` -> ``500-600 tokens``."""
+    from rir_core.generate import SPLITS
+
+    spec = SPLITS.get(name)
+    if spec is None:
+        return name
+    r = spec.recipe
+    label = f"{r.min_tokens:,}-{r.max_tokens:,} tokens"
+    return label if r.max_args == 5 else f"{label}, up to {r.max_args} arguments"
+
+
+def _recorded(metrics: dict[str, Any]) -> dict[str, tuple[float, int | None]]:
+    """``{split: (accuracy, n)}`` for the well-formed entries of a sidecar's ``metrics``."""
+    out = {}
+    for name, entry in metrics.items():
+        acc = entry.get("accuracy") if isinstance(entry, dict) else None
+        if isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1:
+            n = entry.get("n")
+            out[name] = (float(acc), n if isinstance(n, int) and n > 0 else None)
+    return out
+
+
+def accuracy_line(metrics: dict[str, Any]) -> str | None:
+    """The accuracies a checkpoint's sidecar records, one clause per split, or None.
+
+    ``dev (2-100 tokens) 94.3% of 1,000 · len_200_300 (200-300 tokens) 45.0% of 200 · ...``
+    """
+    parts = [
+        f"{name} ({split_label(name)}) {acc:.1%}" + (f" of {n:,}" if n else "")
+        for name, (acc, n) in _recorded(metrics).items()
+    ]
+    return " · ".join(parts) or None
+
+
+def accuracy_at_length(metrics: dict[str, Any], n_tokens: int) -> str | None:
+    """A sentence on how often the model was right on inputs of this length, or None.
+
+    Uses the narrowest recorded standard split of 5-argument expressions (the training recipe's
+    operators) whose length window holds ``n_tokens``: dev, len_200_300, len_500_600 or
+    len_900_1000. The wide splits (test_iid, args_*, lra) mix lengths and are left out.
+    """
+    from rir_core.generate import SPLITS
+
+    best = None
+    for name, (acc, n) in _recorded(metrics).items():
+        spec = SPLITS.get(name)
+        if spec is None or name == "test_iid" or spec.recipe.max_args != 5:
+            continue
+        r = spec.recipe
+        if r.min_tokens <= n_tokens <= r.max_tokens:
+            width = r.max_tokens - r.min_tokens
+            if best is None or width < best[0]:
+                best = (width, name, acc, n)
+    if best is None:
+        return None
+    _, name, acc, n = best
+    of = f" of {n:,}" if n else ""
+    sentence = (
+        f"On inputs of {split_label(name)} this model was right {acc:.1%} of the time "
+        f"({name}{of} recorded in its checkpoint)"
+    )
+    if acc < 0.6:
+        sentence += ": at this length its answer is often wrong, whatever the trees look like"
+    return sentence + "."
+
+
 def depth_curves_figure(width: int, n_max: int = 2000, mark_n: int | None = None) -> go.Figure:
     """Sequential depth against input length n for RIR (measured schedule and the paper's bound
     W·log_W n), EBT/BT-GRC (n - 1) and a balanced tree (⌈log₂ n⌉); log-scale y."""

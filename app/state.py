@@ -540,12 +540,15 @@ def sync_query_params(extra: dict[str, Any] | None = None) -> None:
 
 
 def model_panel(loaded: LoadedModel) -> None:
-    """Name, config summary and origin of the model in use."""
-    from app.figures import model_summary
+    """Name, config summary, origin and recorded accuracy of the model in use."""
+    from app.figures import accuracy_line, model_summary
 
     summary = model_summary(loaded.config.to_dict())
     if loaded.trained:
         st.caption(f"**Model:** {loaded.name} · {summary}  \nfrom `{loaded.source}`")
+        accuracies = accuracy_line(loaded.metrics)
+        if accuracies:
+            st.caption(f"**Recorded accuracy:** {accuracies}")
         return
     why = f" ({loaded.note.rstrip('.')})" if loaded.note else ""
     st.warning(

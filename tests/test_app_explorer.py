@@ -208,12 +208,19 @@ def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         model = build_model(hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8)
-    path = save_checkpoint(tmp_path / "tiny", model.eval(), metadata={"notes": "test"})
+    metrics = {"dev": {"accuracy": 0.9, "n": 500}, "len_900_1000": {"accuracy": 0.3, "n": 200}}
+    path = save_checkpoint(
+        tmp_path / "tiny", model.eval(), metadata={"notes": "test", "metrics": metrics}
+    )
     monkeypatch.setenv(state.MODEL_ENV, str(path))
     at = _app()
     _ok(at)
     assert not at.warning
-    assert any(f"from `{path}`" in c.value for c in at.caption)
+    captions = [c.value for c in at.caption]
+    assert any(f"from `{path}`" in c for c in captions)
+    # The sidecar's accuracies are shown, and the one for the input's length next to the answer.
+    assert any("dev (2-100 tokens) 90.0% of 500" in c for c in captions)
+    assert any("On inputs of 2-100 tokens this model was right 90.0%" in c for c in captions)
 
     monkeypatch.setenv(state.MODEL_ENV, str(tmp_path / "missing"))
     at = _app()

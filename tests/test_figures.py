@@ -292,3 +292,40 @@ def test_levels_table_marks_the_level_shown(chunked):
         assert list(table["shown"]) == ["▶" if i == current else "" for i in range(len(levels))]
         assert list(table["level"]) == list(range(len(levels)))
     assert set(F.levels_table(levels, width)["shown"]) == {""}
+
+
+# ------------------------------------------------------------------------------------------
+# Recorded accuracy of a checkpoint
+
+
+SIDECAR_METRICS = {
+    "dev": {"accuracy": 0.943, "n": 1000, "seed": 0},
+    "len_200_300": {"accuracy": 0.45, "n": 200},
+    "len_900_1000": {"accuracy": 0.35, "n": 200},
+    "args_10": {"accuracy": 0.43, "n": 200},
+    "test_iid": {"accuracy": 0.9, "n": 200},
+    "broken": {"accuracy": "high"},
+    "also_broken": 3,
+}
+
+
+def test_accuracy_line_names_each_recorded_split() -> None:
+    line = F.accuracy_line(SIDECAR_METRICS)
+    assert line.startswith("dev (2-100 tokens) 94.3% of 1,000 · len_200_300 (200-300 tokens) 45.0%")
+    assert "args_10 (100-1,000 tokens, up to 10 arguments) 43.0% of 200" in line
+    assert "broken" not in line
+    assert F.accuracy_line({}) is None
+    assert F.accuracy_line({"dev": {"accuracy": 1.5}}) is None
+
+
+@pytest.mark.parametrize(
+    ("n", "split", "warned"),
+    [(12, "dev", False), (250, "len_200_300", True), (950, "len_900_1000", True), (150, None, 0)],
+)
+def test_accuracy_at_length_uses_the_split_of_that_length(n: int, split, warned) -> None:
+    sentence = F.accuracy_at_length(SIDECAR_METRICS, n)
+    if split is None:  # 101-199 tokens: only the mixed-length splits cover it
+        assert sentence is None
+        return
+    assert f"({split} of " in sentence
+    assert ("often wrong" in sentence) is warned

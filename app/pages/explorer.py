@@ -197,6 +197,9 @@ def answer(trace: dict, loaded: state.LoadedModel) -> None:
         b.metric("Ground truth", truth, help="The exact value, from the parser.")
         verdict = "correct" if pred == truth else "wrong"
         st.caption(f"The model is **{verdict}**: p(prediction) = {probs[pred]:.3f}.")
+        at_length = F.accuracy_at_length(loaded.metrics, len(trace["tokens"]))
+        if at_length:
+            st.caption(at_length)
         n, levels = len(trace["tokens"]), len(trace["levels"])
         st.caption(
             f"{n} tokens · {levels} outer level(s) · {trace['depth']['performed']} sequential "
