@@ -45,11 +45,11 @@ def best_of(repeat: int, fn) -> float:
     return min(times) * 1e3
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     example = generate(Recipe(1000, 1000), 1, seed=12)[0]
     ids, mask = encode_batch([example.tokens])
@@ -133,7 +133,8 @@ def main() -> None:
     rho = c_small / c_ebt
     need = (10 * (matmul_ms + rir_rest) - ebt_rest) / (ebt_steps - 10 * rir_steps * rho)
     print(f"10x needs a step cost of at least {need:.3f} ms (EBT-GRC's now: {c_ebt:.3f} ms)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
