@@ -976,10 +976,10 @@ def accuracy_at_length(metrics: dict[str, Any], n_tokens: int) -> str | None:
     if best is None:
         return None
     _, name, acc, n = best
-    of = f" of {n:,}" if n else ""
+    examples = f", {n:,} examples" if n else ""
     sentence = (
         f"On inputs of {split_label(name)} this model was right {acc:.1%} of the time "
-        f"({name}{of} recorded in its checkpoint)"
+        f"(the {name} split{examples}, as recorded in its checkpoint)"
     )
     if acc < 0.6:
         sentence += ": at this length its answer is often wrong, whatever the trees look like"

@@ -327,5 +327,5 @@ def test_accuracy_at_length_uses_the_split_of_that_length(n: int, split, warned)
     if split is None:  # 101-199 tokens: only the mixed-length splits cover it
         assert sentence is None
         return
-    assert f"({split} of " in sentence
+    assert f"(the {split} split, " in sentence
     assert ("often wrong" in sentence) is warned
