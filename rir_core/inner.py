@@ -131,6 +131,12 @@ class BeamSearch(nn.Module):
         steps = torch.arange(max(max_len - 1, 1), device=device)
         pairs_left = (lengths - 1)[None, :] - steps[:, None]  # (T, N) real pairs at step t
         near_offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
+        if self.training:  # the Gumbel stream's coordinates hashed once: all but step and beam
+            noise_hash = rng.hash_coords(
+                keys.seeds[:, None, None], rng.GUMBEL, keys.level, keys.chunk[:, None, None]
+            )  # (N, 1, 1)
+            beam_key = rng.coord_key(beam_ids[None, :, None])  # (1, K, 1)
+            pos_key = rng.coord_key(all_pos[None, None, :])  # (1, 1, L-1)
         for t in range(max_len - 1):
             width = max_len - t  # current tensor width Lt
             n_pairs = width - 1
@@ -154,18 +160,10 @@ class BeamSearch(nn.Module):
             # K of those K x k): a candidate in the overall best K has fewer than K better ones in
             # its own beam. Ties go to the lower (beam, position) in both.
             keys_pos = logp
-            if self.training:
-                noise = rng.gumbel(
-                    keys.seeds[:, None, None],
-                    rng.GUMBEL,
-                    keys.level,
-                    keys.chunk[:, None, None],
-                    t,
-                    beam_ids[None, :, None],
-                    pos_ids[None, None, :],
-                    dtype=logp.dtype,
-                )
-                keys_pos = logp + noise
+            if self.training:  # rng.gumbel(seed, GUMBEL, level, chunk, t, beam, position)
+                h = rng.extend_with_key(rng.extend(noise_hash, t), beam_key)  # (N, K, 1)
+                h = rng.extend_with_key(h, pos_key[..., :n_pairs])  # (N, K, Lt-1)
+                keys_pos = logp + rng.gumbel_from_hash(h, dtype=logp.dtype)
             cand_ok = pair_ok[:, None, :] & valid[:, :, None]  # (N, K, Lt-1)
             cand_key = torch.where(cand_ok, scores.detach()[:, :, None] + keys_pos, -torch.inf)
             pick = top_k_stable(cand_key.flatten(1), beams)  # (N, K) flat candidate index

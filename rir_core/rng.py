@@ -32,27 +32,66 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def _mix_int(x: int) -> int:
+    """:func:`_mix` on a Python int (the same arithmetic): host coordinates stay on the host."""
+    x &= _MASK32
+    x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
+    x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
+    return x ^ (x >> 16)
+
+
 def hash_coords(seed: torch.Tensor, *coords: torch.Tensor | int) -> torch.Tensor:
     """Hash a seed with any number of integer coordinates (broadcast together) to 32 bits."""
     h = _mix(seed.to(torch.int64) ^ 0x9E3779B9)
     h = _mix(h ^ _mix((seed.to(torch.int64) >> 32) + 0x7F4A7C15))
+    return extend(h, *coords)
+
+
+def coord_key(c: torch.Tensor | int) -> torch.Tensor | int:
+    """The mixed form of one coordinate, which :func:`extend` folds into a hash.
+
+    A loop can compute it once for coordinates that do not change (beam and position indices).
+    A Python int (a step, a level) is mixed on the host, so no scalar is copied to the device.
+    """
+    if isinstance(c, torch.Tensor):
+        return _mix(c.to(torch.int64) + 0x632BE5AB)
+    return _mix_int(int(c) + 0x632BE5AB)
+
+
+def extend(h: torch.Tensor, *coords: torch.Tensor | int) -> torch.Tensor:
+    """Continue a hash: ``extend(hash_coords(seed, *a), *b) == hash_coords(seed, *a, *b)``.
+
+    So a loop hashes the coordinates it shares once, outside the loop (see ``inner.py``).
+    """
     for c in coords:
-        c_t = c if isinstance(c, torch.Tensor) else torch.tensor(c, device=seed.device)
-        h = _mix(h ^ _mix(c_t.to(torch.int64) + 0x632BE5AB))
+        h = extend_with_key(h, coord_key(c))
     return h
 
 
-def uniform(seed: torch.Tensor, *coords: torch.Tensor | int, dtype=torch.float32) -> torch.Tensor:
-    """Uniform draws in the open interval (0, 1), one per broadcast coordinate."""
-    h = hash_coords(seed, *coords)
+def extend_with_key(h: torch.Tensor, key: torch.Tensor | int) -> torch.Tensor:
+    """:func:`extend` by one coordinate given as its :func:`coord_key`."""
+    return _mix(h ^ key)
+
+
+def uniform_from_hash(h: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Uniform draws in the open interval (0, 1) from 32-bit hashes."""
     # 24 high-quality bits, shifted off 0 and 1.
     return ((h >> 8).to(dtype) + 0.5) / float(1 << 24)
 
 
+def gumbel_from_hash(h: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Standard Gumbel noise ``-log(-log(u))`` from 32-bit hashes."""
+    return -torch.log(-torch.log(uniform_from_hash(h, dtype)))
+
+
+def uniform(seed: torch.Tensor, *coords: torch.Tensor | int, dtype=torch.float32) -> torch.Tensor:
+    """Uniform draws in the open interval (0, 1), one per broadcast coordinate."""
+    return uniform_from_hash(hash_coords(seed, *coords), dtype)
+
+
 def gumbel(seed: torch.Tensor, *coords: torch.Tensor | int, dtype=torch.float32) -> torch.Tensor:
     """Standard Gumbel noise ``-log(-log(u))``."""
-    u = uniform(seed, *coords, dtype=dtype)
-    return -torch.log(-torch.log(u))
+    return gumbel_from_hash(hash_coords(seed, *coords), dtype)
 
 
 def seeds_from_generator(batch: int, generator: torch.Generator | None, device) -> torch.Tensor:

@@ -486,3 +486,21 @@ def test_selection_breaks_exact_ties_like_a_stable_sort(model_type: str, monkeyp
     assert ties > 0  # the inputs do tie
     monkeypatch.setattr(rir_core.inner, "top_k_stable", _sorted_top_k)
     assert [model.trace(t, seed=3).to_dict() for t in texts] == fast
+
+
+def test_the_search_hashes_its_gumbel_stream_in_parts() -> None:
+    """The training search hashes (seed, GUMBEL, level, chunk) once and extends it by step, beam
+    and position: the same noise as :func:`rng.gumbel` on all coordinates, which is the stream
+    of earlier versions (values pinned below, so that a resumed run draws what it drew)."""
+    from rir_core import rng
+
+    seeds = torch.tensor([0, 1, 2**40 + 7, 2**62 - 1])[:, None, None]
+    chunk = torch.tensor([0, 3, 1, 2])[:, None, None]
+    beam, pos = torch.arange(5)[None, :, None], torch.arange(9)[None, None, :]
+    want = rng.gumbel(seeds, rng.GUMBEL, 2, chunk, 7, beam, pos)  # (4, 5, 9)
+    h = rng.hash_coords(seeds, rng.GUMBEL, 2, chunk)
+    h = rng.extend_with_key(rng.extend(h, 7), rng.coord_key(beam))
+    assert torch.equal(rng.gumbel_from_hash(rng.extend_with_key(h, rng.coord_key(pos))), want)
+    pinned = [2.6002891063690186, 0.6011067032814026, -0.9155526161193848, 0.4514791965484619]
+    assert want[1, 2, :4].tolist() == pinned
+    assert want[3, 4, -2:].tolist() == [-0.7836467027664185, -0.648131787776947]
