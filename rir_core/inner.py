@@ -131,7 +131,7 @@ class BeamSearch(nn.Module):
         steps = torch.arange(max(max_len - 1, 1), device=device)
         pairs_left = (lengths - 1)[None, :] - steps[:, None]  # (T, N) real pairs at step t
         near_offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
-        if self.training:  # the Gumbel stream's coordinates hashed once: all but step and beam
+        if self.training:  # the Gumbel coordinates hashed once, all but step, beam, position
             noise_hash = rng.hash_coords(
                 keys.seeds[:, None, None], rng.GUMBEL, keys.level, keys.chunk[:, None, None]
             )  # (N, 1, 1)
@@ -155,7 +155,7 @@ class BeamSearch(nn.Module):
             logp = torch.where(pair_ok[:, None, :], raw, NEG).log_softmax(-1)  # (N, K, Lt-1)
 
             # 2-3. Candidates: every (beam, position) with key = beam score + log p (Gumbel-
-            # perturbed in training); keep the best K. One sort over all K x (Lt-1) candidates
+            # perturbed in training); keep the best K. One top-K over all K x (Lt-1) candidates
             # picks the same K as the paper's two stages (top-k positions per beam, then the best
             # K of those K x k): a candidate in the overall best K has fewer than K better ones in
             # its own beam. Ties go to the lower (beam, position) in both.
