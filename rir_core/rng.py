@@ -21,20 +21,13 @@ GUMBEL = 1
 ALIGN = 2
 
 
-def _mix(x: torch.Tensor) -> torch.Tensor:
+def _mix(x: torch.Tensor | int) -> torch.Tensor | int:
     """A 32-bit integer finaliser (xorshift-multiply), on int64 tensors holding 32-bit values.
 
-    Products stay below 2**63, so nothing overflows on any device.
+    Products stay below 2**63, so nothing overflows on any device. The same arithmetic runs on
+    a Python int, for coordinates that live on the host.
     """
     x = x & _MASK32
-    x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
-    x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
-    return x ^ (x >> 16)
-
-
-def _mix_int(x: int) -> int:
-    """:func:`_mix` on a Python int (the same arithmetic): host coordinates stay on the host."""
-    x &= _MASK32
     x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
     x = ((x ^ (x >> 16)) * 0x45D9F3B) & _MASK32
     return x ^ (x >> 16)
@@ -55,7 +48,7 @@ def coord_key(c: torch.Tensor | int) -> torch.Tensor | int:
     """
     if isinstance(c, torch.Tensor):
         return _mix(c.to(torch.int64) + 0x632BE5AB)
-    return _mix_int(int(c) + 0x632BE5AB)
+    return _mix(int(c) + 0x632BE5AB)
 
 
 def extend(h: torch.Tensor, *coords: torch.Tensor | int) -> torch.Tensor:
