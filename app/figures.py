@@ -936,6 +936,8 @@ def _recorded(metrics: dict[str, Any]) -> dict[str, tuple[float, int | None]]:
     out = {}
     for name, entry in metrics.items():
         acc = entry.get("accuracy") if isinstance(entry, dict) else None
+        if entry.get("settings") if isinstance(entry, dict) else False:
+            continue  # recorded with other inference settings than the checkpoint's own
         if isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1:
             n = entry.get("n")
             out[name] = (float(acc), n if isinstance(n, int) and n > 0 else None)
@@ -954,12 +956,16 @@ def accuracy_line(metrics: dict[str, Any]) -> str | None:
     return " · ".join(parts) or None
 
 
-def accuracy_at_length(metrics: dict[str, Any], n_tokens: int) -> str | None:
+def accuracy_at_length(
+    metrics: dict[str, Any], n_tokens: int, default_settings: bool = True
+) -> str | None:
     """A sentence on how often the model was right on inputs of this length, or None.
 
     Uses the narrowest recorded standard split of 5-argument expressions (the training recipe's
     operators) whose length window holds ``n_tokens``: dev, len_200_300, len_500_600 or
-    len_900_1000. The wide splits (test_iid, args_*, lra) mix lengths and are left out.
+    len_900_1000. The wide splits (test_iid, args_*, lra) mix lengths and are left out. The
+    figures were recorded with the checkpoint's own K, W and alignment; ``default_settings``
+    False (the user changed them) says so instead of drawing a conclusion.
     """
     from rir_core.generate import SPLITS
 
@@ -981,6 +987,11 @@ def accuracy_at_length(metrics: dict[str, Any], n_tokens: int) -> str | None:
         f"On inputs of {split_label(name)} this model was right {acc:.1%} of the time "
         f"(the {name} split{examples}, as recorded in its checkpoint)"
     )
+    if not default_settings:
+        return (
+            f"{sentence}, with its default K, W and alignment. The search settings now differ, "
+            "so this answer's odds may too."
+        )
     if acc < 0.6:
         sentence += ": at this length its answer is often wrong, whatever the trees look like"
     return sentence + "."

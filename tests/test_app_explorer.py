@@ -221,6 +221,9 @@ def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatc
     # The sidecar's accuracies are shown, and the one for the input's length next to the answer.
     assert any("dev (2-100 tokens) 90.0% of 500" in c for c in captions)
     assert any("On inputs of 2-100 tokens this model was right 90.0%" in c for c in captions)
+    at.slider(key="settings.chunk_width").set_value(4).run()  # not the recorded settings
+    _ok(at)
+    assert any("settings now differ" in c.value for c in at.caption)
 
     monkeypatch.setenv(state.MODEL_ENV, str(tmp_path / "missing"))
     at = _app()

@@ -329,3 +329,13 @@ def test_accuracy_at_length_uses_the_split_of_that_length(n: int, split, warned)
         return
     assert f"(the {split} split, " in sentence
     assert ("often wrong" in sentence) is warned
+    # With other search settings the figure is given as what it is, without the conclusion.
+    other = F.accuracy_at_length(SIDECAR_METRICS, n, default_settings=False)
+    assert f"(the {split} split, " in other and "settings now differ" in other
+    assert "often wrong" not in other
+
+
+def test_accuracies_recorded_with_other_settings_are_left_out() -> None:
+    metrics = {"dev": {"accuracy": 0.5, "n": 100, "settings": {"chunk_width": 8}}}
+    assert F.accuracy_line(metrics) is None
+    assert F.accuracy_at_length(metrics, 12) is None

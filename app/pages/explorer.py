@@ -197,7 +197,9 @@ def answer(trace: dict, loaded: state.LoadedModel) -> None:
         b.metric("Ground truth", truth, help="The exact value, from the parser.")
         verdict = "correct" if pred == truth else "wrong"
         st.caption(f"The model is **{verdict}**: p(prediction) = {probs[pred]:.3f}.")
-        at_length = F.accuracy_at_length(loaded.metrics, len(trace["tokens"]))
+        config, used = loaded.config.to_dict(), trace["settings"]
+        default = all(used[k] == config[k] for k in ("beam_size", "chunk_width", "alignment"))
+        at_length = F.accuracy_at_length(loaded.metrics, len(trace["tokens"]), default)
         if at_length:
             st.caption(at_length)
         n, levels = len(trace["tokens"]), len(trace["levels"])
