@@ -935,9 +935,9 @@ def _recorded(metrics: dict[str, Any]) -> dict[str, tuple[float, int | None]]:
     """``{split: (accuracy, n)}`` for the well-formed entries of a sidecar's ``metrics``."""
     out = {}
     for name, entry in metrics.items():
-        acc = entry.get("accuracy") if isinstance(entry, dict) else None
-        if entry.get("settings") if isinstance(entry, dict) else False:
-            continue  # recorded with other inference settings than the checkpoint's own
+        if not isinstance(entry, dict) or entry.get("settings"):
+            continue  # malformed, or recorded with other inference settings than its own
+        acc = entry.get("accuracy")
         if isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1:
             n = entry.get("n")
             out[name] = (float(acc), n if isinstance(n, int) and n > 0 else None)

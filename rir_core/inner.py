@@ -128,8 +128,7 @@ class BeamSearch(nn.Module):
             pair_scores = pair_scores.expand(n_seq, beams, max_len - 1)  # (N, K, Lt-1)
         # Step-invariant index tensors, built once: the loop only takes views of them.
         all_pos = torch.arange(max(max_len - 1, 1), device=device)  # (L-1,) pair positions
-        steps = torch.arange(max(max_len - 1, 1), device=device)
-        pairs_left = (lengths - 1)[None, :] - steps[:, None]  # (T, N) real pairs at step t
+        pairs_left = (lengths - 1)[None, :] - all_pos[:, None]  # (T, N) real pairs at step t
         near_offs = torch.tensor([-1, 0, 1, 2], device=device)  # j-1, j, j+1, j+2
         if self.training:  # the Gumbel coordinates hashed once, all but step, beam, position
             noise_hash = rng.hash_coords(
@@ -206,20 +205,8 @@ class BeamSearch(nn.Module):
 
             # 5. Sequences already reduced carry their state.
             if recorder.enabled:
-                self._record(
-                    recorder,
-                    t,
-                    active,
-                    logp,
-                    keys_pos,
-                    pair_ok,
-                    valid,
-                    scores,
-                    parent,
-                    pos,
-                    new_scores,
-                    new_valid,
-                )
+                self._record(recorder, t, active, logp, keys_pos, pair_ok, valid, scores,
+                             parent, pos, new_scores, new_valid)  # fmt: skip
             scores = torch.where(a, new_scores, scores)
             valid = torch.where(a, new_valid, valid)
         roots = pool.read(ptr[:, :, :1], token)  # (N, K, 1, D)

@@ -23,8 +23,8 @@ Conventions of the batched implementation reproduced here (each one is tested):
   valid candidates exist, the missing beams are filled with invalid candidates ("fillers") in
   (beam, position) order, over the ``Lt - 1`` positions of the batched tensor, where ``Lt`` is
   the widest chunk of the level minus the steps done, not the chunk's own width. (The batched
-  model sorts all ``K x (Lt - 1)`` candidates at once; the invalid ones come last, in that
-  order.) This only decides which fillers an invalid beam gets, never a valid beam.
+  model takes the top K of all ``K x (Lt - 1)`` candidates at once; the invalid ones come last,
+  in that order.) This only decides which fillers an invalid beam gets, never a valid beam.
 * A filler at a position beyond the real pairs leaves the real nodes of its row unchanged except
   that the row loses its last node (the batched row merges padding there).
 * Invalid beams get score ``-inf`` here (the batched model keeps a meaningless finite number);
