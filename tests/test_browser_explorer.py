@@ -200,3 +200,37 @@ def test_a_thousand_tokens_stay_usable(page, streamlit_app):
     expect(page.get_by_text(re.compile(r"Merge step 2 of 29"))).to_be_visible()
     assert_no_exception(page)
     _shot(page, "explorer-1000-tokens")
+
+
+def _merge_step(page) -> int:
+    text = page.get_by_text(re.compile(r"Merge step \d+ of \d+ in chunk")).inner_text()
+    return int(re.search(r"Merge step (\d+) of", text).group(1))
+
+
+@pytest.mark.browser
+def test_autoplay_advances_on_its_own(page, streamlit_app):
+    """Switched on, autoplay steps the merges by itself: nothing else is clicked (#18: the
+    toggle showed on and the counter stood still until an unrelated rerun)."""
+    from playwright.sync_api import expect
+
+    open_app(page, streamlit_app, "?lesson=beams")
+    start = _merge_step(page)
+    page.get_by_text("Autoplay (a merge step every").click()
+    seen = [start]
+    for _ in range(40):  # up to 10 s; a step is due every 1.5 s
+        page.wait_for_timeout(250)
+        step = _merge_step(page)
+        if step != seen[-1]:
+            seen.append(step)
+        if len(seen) >= 4:
+            break
+    assert seen[:4] == [start, start + 1, start + 2, start + 3], seen
+    assert f"step={seen[-1]}" in page.url or f"step={seen[-1] + 1}" in page.url
+    # Switched off, it stays where it is.
+    page.get_by_text("Autoplay (a merge step every").click()
+    wait_for_app_idle(page)
+    stopped = _merge_step(page)
+    page.wait_for_timeout(3500)
+    assert _merge_step(page) == stopped
+    expect(page.get_by_text(re.compile(rf"Merge step {stopped} of"))).to_be_visible()
+    assert_no_exception(page)

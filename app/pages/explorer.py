@@ -425,21 +425,30 @@ def view_params() -> dict[str, int]:
     return params
 
 
-def _recursion_views(trace: dict) -> None:
-    playing = bool(ss.get(AUTOPLAY))
-    if playing:
+def _recursion_views(trace: dict, self_refreshing: bool) -> None:
+    """The outer and inner recursion sections; ``self_refreshing``: drawn by the fragment that
+    reruns itself every AUTOPLAY_SECONDS (autoplay on), else by the still one."""
+    if ss.get(AUTOPLAY):
         _autoplay_tick(trace)
     level = outer_recursion(trace)
     inner_recursion(trace, level)
     state.sync_query_params(view_params())
-    if bool(ss.get(AUTOPLAY)) != playing:
-        st.rerun()  # switch between the still and the self-refreshing fragment
+    # Switching the toggle reruns only this fragment, which stays the kind it was: a still
+    # fragment would never tick. A whole-app rerun swaps in the other kind.
+    if bool(ss.get(AUTOPLAY)) != self_refreshing:
+        st.rerun(scope="app")
 
 
 # Outer levels and inner steps: a fragment, so stepping reruns only this part; while autoplay
-# is on, the same fragment reruns itself every AUTOPLAY_SECONDS.
-_still_views = st.fragment(_recursion_views)
-_playing_views = st.fragment(run_every=AUTOPLAY_SECONDS)(_recursion_views)
+# is on, the same sections are drawn by a fragment that reruns itself every AUTOPLAY_SECONDS.
+@st.fragment
+def _still_views(trace: dict) -> None:
+    _recursion_views(trace, self_refreshing=False)
+
+
+@st.fragment(run_every=AUTOPLAY_SECONDS)
+def _playing_views(trace: dict) -> None:
+    _recursion_views(trace, self_refreshing=True)
 
 
 def recursion_views(trace: dict) -> None:
