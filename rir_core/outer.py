@@ -12,6 +12,7 @@ work; inside a level nothing waits for the device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,22 @@ def depth_performed(n: int, width: int | None) -> int:
 def rir_bound(n: int, width: int) -> float:
     """The paper's bound on sequential depth, ``W * log_W(n)``."""
     return float(width * math.log(max(n, 1)) / math.log(width))
+
+
+@dataclass
+class LevelInput:
+    """The aligned beams entering outer ``level`` (>= 1): what :meth:`OuterRecursion.forward`
+    resumes from. ``nodes (B, K, n, D)``: slot k's node vectors; ``scores (B, K, n)``: the
+    score of the chunk beam each node is; ``valid (B, K)``: the slots' validity."""
+
+    level: int
+    nodes: torch.Tensor
+    scores: torch.Tensor
+    valid: torch.Tensor
+
+
+#: ``(level, picks (B, K, C), slot_valid (B, K)) -> (picks, slot_valid)``: see ``forward``.
+Repick = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -149,21 +166,41 @@ class OuterRecursion(torch.nn.Module):
         width: int | None,
         alignment: Alignment,
         recorder=None,
+        repick: Repick | None = None,
+        start: LevelInput | None = None,
     ):
+        """See the class docstring. Two optional hooks, both off by default (then the result is
+        the plain forward's, bit for bit), serve the alignment debugger's counterfactual:
+
+        - ``repick(level, picks, slot_valid) -> (picks, slot_valid)`` may overwrite the
+          alignment's choice after ``level`` (``picks (B, K, C)``) before the next level is
+          built from it;
+        - ``start`` resumes at ``start.level`` from given aligned beams instead of the leaves
+          (``leaves`` then only gives B, D and the device; ``lengths`` are the node counts of
+          that level, C of the level below).
+        """
         recorder = recorder or NullRecorder()
         bsz, _, d = leaves.shape
         device = leaves.device
-        # Level 0: one valid beam per example (K copies, only beam 0 valid).
-        nodes = leaves[:, None].expand(bsz, beams, -1, -1)  # (B, K, n, D)
-        # Beam scores accumulate in float32 at least, also under bf16 autocast.
-        score_dtype = torch.promote_types(leaves.dtype, torch.float32)
-        node_scores = torch.zeros(bsz, beams, leaves.shape[1], dtype=score_dtype, device=device)
-        beam_valid = (torch.arange(beams, device=device) == 0)[None].expand(bsz, -1)  # (B, K)
+        if start is None:
+            # Level 0: one valid beam per example (K copies, only beam 0 valid).
+            nodes = leaves[:, None].expand(bsz, beams, -1, -1)  # (B, K, n, D)
+            # Beam scores accumulate in float32 at least, also under bf16 autocast.
+            score_dtype = torch.promote_types(leaves.dtype, torch.float32)
+            node_scores = torch.zeros(
+                bsz, beams, leaves.shape[1], dtype=score_dtype, device=device
+            )  # (B, K, n)
+            beam_valid = (torch.arange(beams, device=device) == 0)[None].expand(bsz, -1)  # (B, K)
+            level = 0
+        else:
+            if start.level < 1:
+                raise ValueError("a resumed run starts after an alignment: level 1 or above.")
+            nodes, node_scores, beam_valid = start.nodes, start.scores, start.valid
+            level = start.level
         running = {b: n for b, n in enumerate(lengths)}
         depth = [0] * bsz
         final_rows: list[torch.Tensor] = []
         final_roots, final_scores, final_valid = [], [], []
-        level = 0
         while running:
             plan = plan_level(running, width)
             for ex, rows in plan.chunks_of.items():
@@ -218,6 +255,8 @@ class OuterRecursion(torch.nn.Module):
             picks, slot_valid = align(
                 alignment, c_scores, c_valid, grid_mask, seeds, level, beams
             )  # (B, K, C), (B, K)
+            if repick is not None:
+                picks, slot_valid = repick(level, picks, slot_valid)
             rows_bkc = grid[:, None, :].expand(-1, beams, -1)  # (B, K, C)
             nodes = roots[rows_bkc, picks]  # (B, K, C, D)
             node_scores = out.scores[rows_bkc, picks] * grid_mask[:, None, :]  # (B, K, C)
