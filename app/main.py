@@ -25,6 +25,7 @@ st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
 state.init_session()
 teacher.apply()  # ?teacher=1 (projector mode) and ?lesson=ID links
 state.model_picker()  # in the sidebar of every page: which model the pages run
+state.show_link_notice()  # a link's unknown model or bad K, W... said once
 
 PAGES = [
     st.Page("pages/explorer.py", title="Explorer", icon=":material/account_tree:", default=True),

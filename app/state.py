@@ -227,12 +227,16 @@ def _picked_model(key: str) -> LoadedModel | None:
 
 
 def _model_from_query() -> str:
+    """The link's ``model=`` key, or "" (the default model) when it names none this server
+    has; a link notice (:func:`link_notice`) then says so."""
     from app import model_store
 
     key = st.query_params.get(MODEL_PARAM, "")
     try:
         model_store.resolve(key)
     except KeyError:
+        if key.strip():
+            _link_problem(f"the model {key.strip()[:80]!r}, which this server does not have", "")
         return ""
     return key
 
@@ -410,6 +414,21 @@ def _from_query(key: str, raw: str) -> Any:
     return value if bounds[0] <= value <= bounds[1] else None
 
 
+# What a link asked for that this server cannot give (see :func:`link_notice`).
+LINK_PROBLEMS = "state.link_problems"  # [(what the link asked for, setting key or "")]
+# Why a link's value of a setting is refused: the accepted values, for the notice.
+ACCEPTED = {
+    "settings.seed": f"a seed is a whole number from 0 to {SEED_MAX:,}",
+    "settings.beam_size": f"K is a whole number from {BEAM_RANGE[0]} to {BEAM_RANGE[1]}",
+    "settings.chunk_width": f"W is a whole number from {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}",
+    "settings.alignment": "the alignment is one of " + ", ".join(a.value for a in Alignment),
+}
+
+
+def _link_problem(asked: str, key: str) -> None:
+    st.session_state.setdefault(LINK_PROBLEMS, []).append((asked, key))
+
+
 def init_session() -> None:
     """Fill the settings once per session: from the URL where it has them, else defaults.
 
@@ -426,6 +445,9 @@ def init_session() -> None:
     store: dict[str, Any] = {}
     for key, param in QUERY_KEYS.items():
         value = _from_query(key, st.query_params[param]) if param in st.query_params else None
+        if value is None and key in ACCEPTED and param in st.query_params:
+            raw = st.query_params[param].strip()[:40]
+            _link_problem(f"{param}={raw!r} ({ACCEPTED[key]})", key)
         if value is None:
             value = defaults.get(key)
         if key in SETTING_KEYS:
@@ -434,6 +456,50 @@ def init_session() -> None:
             ss[key] = value
     ss[STORE] = store
     ss[MODEL_APPLIED] = ss[MODEL_STORE]  # the settings above suit the model in use
+
+
+def _setting_text(key: str, value: Any) -> str:
+    """``K = 7``, ``sample alignment``: a setting's value as the notice names it."""
+    names = {"settings.seed": "seed", "settings.beam_size": "K", "settings.chunk_width": "W"}
+    return f"{value} alignment" if key == "settings.alignment" else f"{names[key]} = {value}"
+
+
+def link_notice() -> str | None:
+    """One sentence on what the session's link asked for and did not get, or None; the
+    problems are forgotten once told (the router shows the sentence on the first run).
+
+    ``This link asks for the model 'run:gone', which this server does not have, and k='99' (K is
+    a whole number from 1 to 16), so the page uses the default model (RIR-EBT-GRC) and K = 7
+    instead.``
+    """
+    problems = st.session_state.pop(LINK_PROBLEMS, None)
+    if not problems:
+        return None
+    store = st.session_state.get(STORE, {})
+    asked, instead = [], []
+    for what, key in problems:
+        asked.append(what)
+        if key:
+            instead.append(_setting_text(key, store.get(key)))
+        else:
+            instead.append(f"the default model ({default_model().name})")
+    return (
+        f"This link asks for {_and(asked)}, so the page uses {_and(instead)} instead "
+        "(the address now shows what is used)."
+    )
+
+
+def show_link_notice() -> None:
+    """The router's call: :func:`link_notice` as a warning at the top of the page, if any."""
+    from app.figures import md_escape
+
+    notice = link_notice()
+    if notice:
+        st.warning(md_escape(notice), icon=":material/link_off:")
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def set_setting(key: str, value: Any) -> None:

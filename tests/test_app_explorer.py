@@ -155,6 +155,32 @@ def test_query_params_restore_the_view():
     assert at.slider(key="settings.beam_size").value == 7
     assert at.slider(key="settings.chunk_width").value == 30  # W = 30: one level only
     assert "**Level 0** of 1" in _texts(at) and "**Merge step 1 of 15**" in _texts(at)
+    # ... and says so, once, in one sentence naming what was asked and what is used instead.
+    (notice,) = [w.value for w in at.warning if "This link asks for" in w.value]
+    assert "k='999' (K is a whole number from 1 to 16)" in notice
+    assert "w='x' (W is a whole number from 2 to 100)" in notice
+    assert "align='best' (the alignment is one of sample, rank, random, kbest)" in notice
+    assert "so the page uses K = 7, W = 30 and sample alignment instead" in notice
+    assert notice.count(". ") == 0 and notice.endswith(".")
+    at.button(key="explorer.step.next").click().run()
+    _ok(at)
+    assert not any("This link asks for" in w.value for w in at.warning)
+    # A good link says nothing.
+    assert not any("This link" in w.value for w in _app(expr=CHUNKED, k="3", w="4").warning)
+
+
+def test_a_link_naming_a_model_this_server_lacks_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("RIR_RUNS_DIR", str(tmp_path))
+    at = _app(expr=CHUNKED, model="run:from-another-server", k="3")
+    _ok(at)
+    (notice,) = [w.value for w in at.warning if "This link asks for" in w.value]
+    assert notice.startswith(
+        "This link asks for the model 'run:from-another-server', which this server does not "
+        "have, so the page uses the default model (RIR-EBT-GRC (tiny)) instead"
+    ), notice
+    assert at.session_state[state.MODEL_STORE] == ""
+    assert "model" not in at.query_params
+    assert at.slider(key="settings.beam_size").value == 3  # the rest of the link still holds
 
 
 def test_presets_and_random_expression():
