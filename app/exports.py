@@ -24,7 +24,7 @@ def _finite(value: Any) -> Any:
 
 
 def trace_json(trace: dict[str, Any]) -> str:
-    """The trace as strict JSON (the keys of ``Trace.to_dict()``; see ``rir_core/trace.py``)."""
+    """The trace as strict JSON (the keys of ``Trace.to_dict()``; see ``rir_core/trace/``)."""
     try:
         return json.dumps(trace, allow_nan=False)
     except ValueError:  # a non-finite score somewhere: strict JSON has no such numbers

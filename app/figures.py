@@ -1,7 +1,7 @@
 """Figure builders of the RIR Explorer: trace data in, plotly figures and tables out.
 
 Nothing here imports streamlit: every builder is a plain function of the trace's plain data
-(``Trace.to_dict()``, see ``rir_core/trace.py``), so it can be unit-tested on its figure data and
+(``Trace.to_dict()``, see ``rir_core/trace/``), so it can be unit-tested on its figure data and
 reused outside the app. Pages only wire widgets to these builders.
 
 Coordinates shared by every token-axis figure: token ``i`` sits at ``x = i``; a span

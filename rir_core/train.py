@@ -184,15 +184,25 @@ def _recipe_from_checkpoint(ckpt: Path) -> Preset:
         raise CheckpointError(f"checkpoint {ckpt} has a malformed recipe ({err}).") from None
 
 
+# Model-config fields that shape the search, not the weights: a fine-tune may change them (for
+# example train at W 8 from a checkpoint trained at W 30), and dropout, which has no weights.
+SEARCH_FIELDS = ("beam_size", "chunk_width", "alignment", "dropout")
+
+
 def _init_weights(model: torch.nn.Module, path: str) -> None:
-    """Start ``model`` from the weights of the checkpoint at ``path`` (its config must match)."""
+    """Start ``model`` from the weights of the checkpoint at ``path``.
+
+    Every config field that gives the weights their shapes or meaning must match; the search
+    settings in ``SEARCH_FIELDS`` may differ.
+    """
     source, info = load_checkpoint(path, device="cpu")
-    if info.model_config != model.config:
-        diff = [
-            f"{k} {getattr(info.model_config, k)!r} (run: {getattr(model.config, k)!r})"
-            for k in vars(model.config)
-            if getattr(info.model_config, k, None) != getattr(model.config, k)
-        ]
+    theirs, ours = info.model_config, model.config
+    diff = [
+        f"{k} {getattr(theirs, k)!r} (run: {getattr(ours, k)!r})"
+        for k in vars(ours)
+        if k not in SEARCH_FIELDS and getattr(theirs, k, None) != getattr(ours, k)
+    ]
+    if diff:
         raise ConfigError(
             f"--init-from {path}: its model differs from this run's in {', '.join(diff)}."
         )

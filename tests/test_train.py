@@ -474,6 +474,34 @@ def test_init_from_starts_with_the_checkpoint_weights(
     assert "its model differs from this run's in hidden_size 16 (run: 24)" in err
 
 
+def test_init_from_may_change_the_search_settings(
+    tmp_path: Path, data_files: dict[str, str]
+) -> None:
+    """Chunk width, beam size, alignment and dropout carry no weights: a fine-tune at W 8 may
+    start from a checkpoint trained at another W (the chunk-composition diagnostic does)."""
+    _run(tmp_path / "base", data_files, max_steps=1)
+    base = load_file(str(tmp_path / "base" / "last" / WEIGHTS_FILE))
+    theirs = checkpoint_info(tmp_path / "base" / "last").model_config
+    changed = {
+        "chunk_width": theirs.chunk_width + 3,
+        "beam_size": theirs.beam_size + 1,
+        "alignment": "kbest" if theirs.alignment.value != "kbest" else "rank",
+        "dropout": 0.3,
+    }
+    run = train_mod.prepare(
+        "classroom",
+        model_overrides={**TINY_MODEL, **changed},
+        train_overrides={"init_from": str(tmp_path / "base" / "last"), "max_steps": 1},
+        data_overrides=data_files,
+        out=tmp_path / "tuned",
+    )
+    start = run.trainer.module.state_dict()
+    for name in base:
+        assert torch.equal(start[name], base[name]), name
+    assert run.trainer.module.config.chunk_width == theirs.chunk_width + 3  # the run's own W
+    assert run.fit().step == 1
+
+
 def test_min_train_tokens_keeps_the_longer_inputs(data_files: dict[str, str]) -> None:
     from rir_core.presets import DataRecipe
 

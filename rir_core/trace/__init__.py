@@ -6,14 +6,16 @@ recorder copies what it is shown to plain Python data; it decides nothing, so th
 the model computed. :class:`Trace` holds plain data; ``to_dict()`` is JSON.
 
 Trees are nested lists over token positions: a token index, or ``[left, right]``.
+
+This package sits below the model (``model.trace`` calls :func:`trace_model`) and imports nothing
+that builds or loads one. Its command line, ``python -m rir_core.trace``, loads checkpoints and
+so lives above the model, in ``rir_core/trace/__main__.py``, which nothing imports.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -472,49 +474,3 @@ def summary(trace: Trace) -> str:
             f"gold recall {b['gold_recall']:.2f} tree {json.dumps(b['tree'])}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from rir_core.listops import ListOpsSyntaxError
-
-    parser = argparse.ArgumentParser(
-        prog="python -m rir_core.trace",
-        description="Trace one ListOps expression through the model.",
-    )
-    parser.add_argument("expression")
-    parser.add_argument("--checkpoint", help="checkpoint directory (default: the shipped model)")
-    parser.add_argument("--json", help="write the full trace as JSON to this file")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--alignment", choices=["sample", "rank", "random", "kbest"])
-    parser.add_argument("--beam-size", type=int)
-    parser.add_argument("--chunk-width", type=int)
-    args = parser.parse_args(argv)
-    try:
-        if args.checkpoint:
-            from rir_core.checkpoint import load_checkpoint
-
-            model, _ = load_checkpoint(args.checkpoint)
-        else:
-            from rir_core.pretrained import load_pretrained
-
-            model = load_pretrained()
-        trace = trace_model(
-            model,
-            args.expression,
-            seed=args.seed,
-            alignment=args.alignment,
-            beam_size=args.beam_size,
-            chunk_width=args.chunk_width,
-        )
-    except (ListOpsSyntaxError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(trace))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(trace.to_dict(), f)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
