@@ -92,8 +92,10 @@ class PictureData:
     """What the alignment picture draws, in plain lists (the unit tests read these).
 
     ``beams``: one dict per (chunk, beam) with ``chunk``, ``beam``, ``score``, ``prob``,
-    ``valid``, ``best`` (the chunk's best beam), ``span``, ``subtree`` and ``picked_by`` (slots).
+    ``rank`` and ``gap`` (see :func:`chunk_ranks`, :func:`chunk_gaps`), ``valid``, ``best``
+    (the chunk's best beam), ``span``, ``subtree`` and ``picked_by`` (slots).
     ``slots``: one dict per slot with ``slot``, ``score`` (the sum of its picks' scores),
+    ``delta`` (its score minus slot 0's),
     ``valid``, ``picks`` and ``duplicate_of`` (an earlier identical valid slot, or None).
     ``lines``: ``(chunk, beam, slot)``: beam ``beam`` of chunk ``chunk`` fills position
     ``chunk`` of slot ``slot``.
@@ -123,6 +125,37 @@ def duplicate_slots(slots: list[dict[str, Any]]) -> dict[int, int]:
     return dup
 
 
+def chunk_ranks(alignment: dict[str, Any]) -> list[list[int | None]]:
+    """``(C, K)``: each beam's rank among its chunk's valid beams (0 = highest score; ties by
+    lower index), None for an invalid beam."""
+    out = []
+    for scores, valid in zip(alignment["chunk_scores"], alignment["chunk_valid"], strict=True):
+        order = sorted((b for b, ok in enumerate(valid) if ok), key=lambda b: (-scores[b], b))
+        rank = {b: r for r, b in enumerate(order)}
+        out.append([rank.get(b) for b in range(len(scores))])
+    return out
+
+
+def chunk_gaps(alignment: dict[str, Any]) -> list[list[float | None]]:
+    """``(C, K)``: ``s[c][b] - max_b' s[c][b']`` over valid beams (log p relative to the
+    chunk's best beam, <= 0), None for an invalid beam."""
+    out = []
+    for scores, valid in zip(alignment["chunk_scores"], alignment["chunk_valid"], strict=True):
+        top = max((s for s, ok in zip(scores, valid, strict=True) if ok), default=0.0)
+        out.append([s - top if ok else None for s, ok in zip(scores, valid, strict=True)])
+    return out
+
+
+def fmt_delta(x: float | None) -> str:
+    """A score difference with enough digits to tell two slots apart: ``+0.0123``,
+    ``-3.05e-06``, ``0``."""
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    return f"{x:+.4f}" if abs(x) >= 1e-3 else f"{x:+.2e}"
+
+
 def picture_data(trace: dict[str, Any], level: int) -> PictureData:
     """The data of the alignment after ``level`` (which must have one)."""
     lv = trace["levels"][level]
@@ -133,12 +166,15 @@ def picture_data(trace: dict[str, Any], level: int) -> PictureData:
     n_chunks, k = len(al["chunk_scores"]), len(al["slots"])
     data = PictureData(level=level, chunks=n_chunks, k=k, spans=[tuple(c) for c in lv["chunks"]])
     dup = duplicate_slots(al["slots"])
+    ranks, gaps = chunk_ranks(al), chunk_gaps(al)
+    base = al["slots"][0]["score"]
     picked_by: dict[tuple[int, int], list[int]] = {}
     for s, sl in enumerate(al["slots"]):
         data.slots.append(
             {
                 "slot": s,
                 "score": sl["score"],
+                "delta": sl["score"] - base,
                 "valid": sl["valid"],
                 "picks": list(sl["picks"]),
                 "duplicate_of": dup.get(s),
@@ -158,6 +194,8 @@ def picture_data(trace: dict[str, Any], level: int) -> PictureData:
                     "beam": b,
                     "score": al["chunk_scores"][c][b],
                     "prob": al["chunk_probs"][c][b],
+                    "rank": ranks[c][b],
+                    "gap": gaps[c][b],
                     "valid": al["chunk_valid"][c][b],
                     "best": al["best_combination"][c] == b,
                     "span": tree_span(tree),
@@ -173,11 +211,44 @@ def slot_row(data: PictureData, slot: int) -> float:
     return data.k + GAP + slot
 
 
+def beam_colours(beams: list[dict[str, Any]], k: int, colour: str) -> dict[str, Any]:
+    """The chunk-beam markers' colour settings for ``colour``: ``"rank"`` (0 = the chunk's
+    best, dark), ``"gap"`` (log p - log p(best), from the widest gap drawn to 0) or ``"p"``
+    (the probability within the chunk, on a fixed 0-1 scale)."""
+    if colour == "rank":
+        values = [d["rank"] if d["valid"] else k - 1 for d in beams]
+        return {"color": values, "cmin": 0, "cmax": max(k - 1, 1), "reversescale": True,
+                "title": "rank in<br>its chunk<br>(0 = best)"}  # fmt: skip
+    if colour == "gap":
+        values = [d["gap"] if d["valid"] else None for d in beams]
+        low = min((v for v in values if v is not None), default=0.0)
+        low = low if low < 0 else -1e-6  # all equal: a scale of one value still draws
+        values = [low if v is None else v for v in values]
+        return {"color": values, "cmin": low, "cmax": 0.0, "reversescale": False,
+                "title": "log p −<br>log p(best)"}  # fmt: skip
+    if colour == "p":
+        values = [d["prob"] if d["valid"] else 0.0 for d in beams]
+        return {"color": values, "cmin": 0, "cmax": 1, "reversescale": False, "title": "p"}
+    raise ValueError(f"colour must be rank, gap or p, not {colour!r}.")
+
+
+COLOUR_CAPTIONS = {
+    "rank": "colour = the beam's rank within its chunk (0 = the chunk's best, darkest)",
+    "gap": "colour = log p − log p(best beam of the chunk), from the widest gap drawn (light) "
+    "to 0 (dark)",
+    "p": "colour = the beam's probability within its chunk, on a fixed 0-1 scale",
+}
+
+
 def alignment_figure(
-    data: PictureData, strategy: str, columns: tuple[int, int] | None = None
+    data: PictureData,
+    strategy: str,
+    columns: tuple[int, int] | None = None,
+    colour: str = "rank",
 ) -> go.Figure:
     """One picture of one alignment: chunk ``c`` is column ``c``; its K beams are the rows at the
-    top (``y = beam``, colour = probability, ring = the chunk's best beam, x = invalid); the next
+    top (``y = beam``, colour: see :func:`beam_colours`, ring = the chunk's best beam, x =
+    invalid); the next
     level's K slots are the rows below (``y = K + GAP + slot``); a line joins beam ``b`` of chunk
     ``c`` (``x = c + X_BEAM``) to every slot that took it (``x = c + X_SLOT``).
 
@@ -220,6 +291,7 @@ def alignment_figure(
             )
         )
     beams = [d for d in data.beams if d["chunk"] in shown]
+    scale = beam_colours(beams, data.k, colour)
     fig.add_trace(
         go.Scatter(
             x=[d["chunk"] + X_BEAM for d in beams],
@@ -228,22 +300,33 @@ def alignment_figure(
             name="chunk beams",
             marker={
                 "size": marker,
-                "color": [d["prob"] if d["valid"] else 0.0 for d in beams],
+                "color": scale["color"],
                 "colorscale": "Blues",
-                "cmin": 0,
-                "cmax": 1,
+                "reversescale": scale["reversescale"],
+                "cmin": scale["cmin"],
+                "cmax": scale["cmax"],
                 "symbol": ["circle" if d["valid"] else "x-thin-open" for d in beams],
                 "line": {
                     "color": [CHOSEN if d["best"] else "#9aa9b5" for d in beams],
                     "width": [3 if d["best"] else 1 for d in beams],
                 },
-                "colorbar": {"title": {"text": "p"}, "thickness": 10, "len": 0.45, "y": 0.78},
+                "colorbar": {
+                    "title": {"text": scale["title"]},
+                    "thickness": 10,
+                    "len": 0.45,
+                    "y": 0.78,
+                },
             },
             hovertext=[
                 f"chunk {d['chunk']} · beam {d['beam']}"
                 + (" (the chunk's best)" if d["best"] else "")
                 + ("" if d["valid"] else " · INVALID (no such beam)")
-                + f"<br>score {d['score']:.3f} · p = {d['prob']:.3f}"
+                + f"<br>score {d['score']:.4f} · p = {d['prob']:.4f}"
+                + (
+                    f"<br>rank {d['rank']} in its chunk · log p − best {fmt_delta(d['gap'])}"
+                    if d["valid"]
+                    else ""
+                )
                 + f"<br>tokens [{d['span'][0]}, {d['span'][1]})"
                 + f"<br>subtree {d['subtree']}"
                 + "<br>taken by "
@@ -265,7 +348,8 @@ def alignment_figure(
             dup = sl["duplicate_of"]
             stext.append(
                 f"slot {sl['slot']} · position {c}: beam {b} of chunk {c}"
-                + f"<br>slot score {sl['score']:.3f} (sum over the chunks)"
+                + f"<br>slot score {sl['score']:.4f} (sum over the chunks), "
+                + f"{fmt_delta(sl['delta'])} vs slot 0"
                 + ("" if sl["valid"] else "<br>INVALID slot (fewer combinations than K)")
                 + (f"<br>duplicate of slot {dup}" if dup is not None else "")
             )
@@ -283,7 +367,8 @@ def alignment_figure(
     k = data.k
     ticks = list(range(k)) + [slot_row(data, s) for s in range(k)]
     labels = [f"beam {b}" for b in range(k)] + [
-        f"slot {sl['slot']} (Σ {sl['score']:.1f})"
+        f"slot {sl['slot']} "
+        + ("(ref)" if sl["slot"] == 0 else f"({fmt_delta(sl['delta'])})")
         + (" dup" if sl["duplicate_of"] is not None else "")
         + ("" if sl["valid"] else " ✗")
         for sl in data.slots

@@ -263,7 +263,8 @@ def tour() -> list[TourStep]:
             "best-scoring combinations exactly. The picture shows which beam of every chunk "
             "each slot took.",
             View(expression=long, chunk_width=w, level=1, chunk=0, step=1),
-            also=View(page="alignment", expression=long, chunk_width=w),
+            # An expression the shipped model's strategies disagree on (app/alignment_lesson.py).
+            also=alignment_lesson_view() or View(page="alignment", expression=long, chunk_width=w),
         ),
         TourStep(
             7,
@@ -346,6 +347,13 @@ def presets() -> list[Preset]:
             View(expression=big, chunk_width=PAPER_WIDTH, level=0, chunk=0),
         ),
     ]
+
+
+def alignment_lesson_view() -> View | None:
+    """The searched ``alignment-page`` view (cached on the shipped weights' hash)."""
+    from app.alignment_lesson import lesson_view
+
+    return lesson_view()
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from app import alignment_compare as C
 from app import alignment_lab as A
 from app import figures as F
 from app import state, teacher
@@ -77,17 +78,20 @@ def seed_predictions(
 # Sections
 
 
-def picture(trace: dict, settings: state.Settings) -> None:
-    st.subheader("What the alignment chose")
+def choose_level(trace: dict) -> int:
+    """The aligned level the page shows (a selectbox when there are several)."""
     levels = A.aligned_levels(trace)
-    level = levels[0]
-    if len(levels) > 1:
-        level = st.selectbox(
-            "After level",
-            levels,
-            key=KEY + "level",
-            format_func=lambda ell: f"level {ell} ({len(trace['levels'][ell]['chunks'])} chunks)",
-        )
+    if len(levels) == 1:
+        return levels[0]
+    return st.selectbox(
+        "After level",
+        levels,
+        key=KEY + "level",
+        format_func=lambda ell: f"level {ell} ({len(trace['levels'][ell]['chunks'])} chunks)",
+    )
+
+
+def level_summary(trace: dict, level: int) -> None:
     al = trace["levels"][level]["alignment"]
     chunks, k = len(al["chunk_scores"]), len(al["slots"])
     a, b, c, d = st.columns(4)
@@ -105,7 +109,19 @@ def picture(trace: dict, settings: state.Settings) -> None:
         help="The probability mass of all K^C combinations that the K slots hold "
         "(duplicates counted once).",
     )
+
+
+def picture(trace: dict, settings: state.Settings, level: int) -> None:
+    st.subheader(f"What {settings.alignment} chose, beam by beam")
+    chunks = len(trace["levels"][level]["alignment"]["chunk_scores"])
     data = A.picture_data(trace, level)
+    colour = st.radio(
+        "Colour the chunk beams by",
+        list(A.COLOUR_CAPTIONS),
+        format_func={"rank": "rank in the chunk", "gap": "log p − log p(best)", "p": "p"}.get,
+        horizontal=True,
+        key=KEY + "colour",
+    )
     columns = None
     if chunks > A.COLUMNS_SHOWN:
         columns = st.slider(
@@ -116,19 +132,21 @@ def picture(trace: dict, settings: state.Settings) -> None:
             key=KEY + f"columns.{level}",
             help=f"{chunks} columns do not fit side by side: pick a window of chunks.",
         )
-    teacher.plotly_chart(A.alignment_figure(data, settings.alignment, columns), key=KEY + "picture")
+    teacher.plotly_chart(
+        A.alignment_figure(data, settings.alignment, columns, colour), key=KEY + "picture"
+    )
     st.caption(
-        "Top rows: each chunk's K beams (columns are chunks), coloured by their probability "
-        "within the chunk; the ringed one is the chunk's best, × marks a beam the chunk does not "
-        "have. Bottom rows: the K sequences of the next level (slots), with the sum of the "
-        "picked scores. A line goes from a beam to every slot that took it; slot 0 (thick) "
-        "always takes the best beams. Dotted lines: a slot identical to an earlier one. "
-        "Hover a beam for the subtree it encodes."
+        f"Top rows: each chunk's K beams (columns are chunks); {A.COLOUR_CAPTIONS[colour]}; "
+        "the ringed one is the chunk's best, × marks a beam the chunk does not have. Bottom "
+        "rows: the K sequences of the next level (slots), labelled with their score minus slot "
+        "0's. A line goes from a beam to every slot that took it; slot 0 (thick) always takes "
+        "the best beams. Dotted lines: a slot identical to an earlier one. Hover a beam for "
+        "the subtree it encodes."
     )
 
 
-def comparison(trace_of: dict, settings: state.Settings) -> None:
-    st.subheader("The four strategies on this input")
+def comparison(trace_of: dict, settings: state.Settings, level: int) -> None:
+    st.subheader("The four strategies side by side")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.caption(
         f"Same expression, K = {settings.beam_size}, W = {settings.chunk_width}, seed "
@@ -151,6 +169,32 @@ def comparison(trace_of: dict, settings: state.Settings) -> None:
             f"{verdict} · p = {sm.probability:.3f}  \nbest combination "
             f"{'kept' if sm.best_survived else 'lost'} · mass kept {A.percent(sm.worst_mass)}"
         )
+    truth = trace_of[settings.alignment]["ground_truth"]
+    answers = {trace_of[s]["prediction"] for s in A.STRATEGIES}
+    st.markdown(
+        f"**Ground truth: {'-' if truth is None else truth}.** "
+        + (
+            f"The strategies give {len(answers)} different answers."
+            if len(answers) > 1
+            else "All four strategies give the same answer."
+        )
+    )
+    teacher.plotly_chart(
+        C.strategies_figure({s: trace_of[s] for s in A.STRATEGIES}, level, settings.alignment),
+        key=KEY + "strategies",
+    )
+    st.caption(
+        "One panel per strategy, the sidebar's framed. Rows are the K slots of the next level, "
+        "labelled with their score minus slot 0's (`= j`: the same picks as slot j); columns "
+        "are chunks. A cell's number is the beam the slot took from that chunk, its colour that "
+        "beam's rank within the chunk (darkest = the chunk's best beam): a light cell is a slot "
+        "spending its place on a weaker beam. Hover a cell for the gap log p − log p(best)."
+    )
+    with st.expander("Summary table and final beam weights", expanded=False):
+        summary_table(summaries, settings)
+
+
+def summary_table(summaries: list, settings: state.Settings) -> None:
     st.dataframe(A.comparison_table(summaries, settings.alignment), hide_index=True)
     teacher.plotly_chart(A.weights_figure(summaries, settings.alignment), key=KEY + "weights")
     st.caption(
@@ -158,6 +202,151 @@ def comparison(trace_of: dict, settings: state.Settings) -> None:
         "probability the K slots hold, at the level where it is smallest. 'best combination "
         "survived': some slot held every chunk's best beam at every level."
     )
+
+
+def slots_section(trace: dict, settings: state.Settings, level: int) -> None:
+    st.subheader(f"Slot by slot ({settings.alignment})")
+    al = trace["levels"][level]["alignment"]
+    st.dataframe(C.slot_table(al), hide_index=True)
+    st.caption(
+        "Per slot: its score minus slot 0's (slot 0 holds every chunk's best beam, so this is "
+        "what the slot gave up), the chunks where it took another beam than the chunk's best "
+        "(with that beam's rank and its gap log p − log p(best)), and whether it repeats an "
+        "earlier slot (a duplicate spends one of the K beams on nothing new)."
+    )
+
+
+def diff_section(trace_of: dict, settings: state.Settings) -> None:
+    st.subheader("Diff of two strategies")
+    first, second = C.disagreeing_pair(trace_of, settings.alignment)
+    left, right = st.columns(2)
+    a = left.selectbox("A", A.STRATEGIES, index=A.STRATEGIES.index(first), key=KEY + "diff.a")
+    b = right.selectbox("B", A.STRATEGIES, index=A.STRATEGIES.index(second), key=KEY + "diff.b")
+    if a == b:
+        st.caption("Pick two different strategies.")
+        return
+    ta, tb = trace_of[a], trace_of[b]
+    slots = C.diff_slots(ta, tb)
+    st.markdown(f"**A = {a}**: {C.verdict(ta)}  \n**B = {b}**: {C.verdict(tb)}")
+    if slots.empty:
+        st.caption("The two strategies filled every slot at every level the same way.")
+    else:
+        st.dataframe(slots, hide_index=True)
+        st.caption(
+            "Slots whose picks differ, per level: the chunks where A and B took different "
+            "beams. 'same chunk beams' is false above the first level: there each strategy's "
+            "chunks were built from its own slots, so beam numbers name different trees."
+        )
+    teacher.plotly_chart(C.diff_figure(ta, tb), key=KEY + "diff.weights")
+    st.dataframe(C.diff_weights(ta, tb), hide_index=True)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Recording the levels…")
+def rerunner(model_id: str, text: str, seed: int, k: int, w: int, alignment: str):
+    """One recorded run that keeps every aligned level's state (see rir_core.counterfactual)."""
+    from rir_core.counterfactual import Rerunner
+
+    loaded = state.current_model()
+    if loaded.model_id != model_id:
+        raise RuntimeError(f"model {model_id!r} is not the one loaded ({loaded.model_id!r}).")
+    return Rerunner.record(
+        loaded.model, text, seed=seed, beam_size=k, chunk_width=w, alignment=alignment
+    )
+
+
+def counterfactual(
+    loaded: state.LoadedModel, text: str, trace: dict, settings: state.Settings, level: int
+) -> None:
+    import time
+
+    from rir_core.counterfactual import Force, forced_run
+
+    st.subheader("Counterfactual: force one alignment choice")
+    st.caption(
+        f"Make one slot of the alignment after level {level} take another beam of one chunk, "
+        "and run only the levels above it again (from the chunks' stored root vectors, same "
+        f"seed {settings.seed}): does the answer change?"
+    )
+    al = trace["levels"][level]["alignment"]
+    k, n_chunks = len(al["slots"]), len(al["chunk_scores"])
+    a, b, c, d = st.columns(4, vertical_alignment="bottom")
+    slot = a.number_input("Slot", 0, k - 1, 0, key=KEY + "cf.slot")
+    chunk = b.number_input("Chunk", 0, n_chunks - 1, 0, key=KEY + "cf.chunk")
+    taken = al["slots"][slot]["picks"][chunk]
+    default = next((x for x in range(k) if x != taken and al["chunk_valid"][chunk][x]), taken)
+    beam = c.number_input(
+        "Beam", 0, k - 1, default, key=KEY + f"cf.beam.{slot}.{chunk}",
+        help=f"Slot {slot} took beam {taken} of chunk {chunk}.",
+    )  # fmt: skip
+    check = st.checkbox(
+        "Also run the whole model with this choice forced, and compare",
+        key=KEY + "cf.check",
+        help="The rerun from the stored level must give exactly the same logits.",
+    )
+    args = (loaded.model_id, text, settings.seed, settings.beam_size, settings.chunk_width)
+    if pressed(d, "Rerun the levels above", KEY + "cf.run", type="primary", width="stretch"):
+        force = Force(level, int(slot), int(chunk), int(beam))
+        rr = rerunner(*args, settings.alignment)
+        try:
+            rr.check(force)
+        except ValueError as exc:
+            st.error(str(exc)[0].upper() + str(exc)[1:])
+            return
+        start = time.perf_counter()
+        outcome = rr.rerun(force)
+        seconds = time.perf_counter() - start
+        same = None
+        if check:
+            full = forced_run(
+                loaded.model, text, force, seed=settings.seed, beam_size=settings.beam_size,
+                chunk_width=settings.chunk_width, alignment=settings.alignment,
+            )  # fmt: skip
+            same = bool((full.logits == outcome.logits).all())
+        ss[KEY + "cf.result"] = (args, settings.alignment, force, taken, outcome, seconds, same)
+    stored = ss.get(KEY + "cf.result")
+    if stored is None or stored[:2] != (args, settings.alignment):
+        return
+    _, _, force, was, outcome, seconds, same = stored
+    truth = trace["ground_truth"]
+    left, right = st.columns(2)
+    left.metric(
+        "As run",
+        trace["prediction"],
+        help=f"p = {trace['probabilities'][trace['prediction']]:.3f}",
+    )
+    left.caption(f"slot {force.slot} took beam {was} of chunk {force.chunk} · {C.verdict(trace)}")
+    right.metric(
+        "Forced",
+        outcome.prediction,
+        delta="answer changed" if outcome.prediction != trace["prediction"] else "same answer",
+        delta_color="off",
+    )
+    mark = "" if truth is None else (" ✓" if outcome.prediction == truth else " ✗")
+    right.caption(
+        f"slot {force.slot} takes beam {force.beam} of chunk {force.chunk} · predicts "
+        f"{outcome.prediction} (p = {outcome.probabilities[outcome.prediction]:.3f}) · truth "
+        f"{'-' if truth is None else truth}{mark}"
+    )
+    st.dataframe(
+        [
+            {
+                "final beam": i,
+                "weight as run": round(fb["weight"], 4),
+                "weight forced": round(w, 4),
+                "change": C.fmt_delta(w - fb["weight"]),
+            }
+            for i, (fb, w) in enumerate(zip(trace["final_beams"], outcome.weights, strict=True))
+        ],
+        hide_index=True,
+    )
+    note = f"Re-ran levels {force.level + 1} and up in {seconds * 1000:.0f} ms."
+    if same is not None:
+        note += (
+            " A full run with the same forced choice gives exactly the same logits."
+            if same
+            else " A full run with the same forced choice gives DIFFERENT logits (a bug)."
+        )
+    st.caption(note)
 
 
 def over_seeds(loaded: state.LoadedModel, text: str, settings: state.Settings, truth) -> None:
@@ -371,8 +560,13 @@ def render() -> None:
         return
     trace = trace_of[settings.alignment]
     if A.aligned_levels(trace):
-        picture(trace, settings)
-        comparison(trace_of, settings)
+        level = choose_level(trace)
+        level_summary(trace, level)
+        comparison(trace_of, settings, level)
+        slots_section(trace, settings, level)
+        picture(trace, settings, level)
+        diff_section(trace_of, settings)
+        counterfactual(loaded, parsed.canonical, trace, settings, level)
         over_seeds(loaded, parsed.canonical, settings, trace["ground_truth"])
         diagnostics(trace, settings)
     else:
