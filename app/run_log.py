@@ -21,7 +21,18 @@ PARSES_DIR = "parses"
 
 
 STEP_FIELDS = ("step", "epoch", "loss", "accuracy", "lr", "elapsed_s", "eta_s", "seq_per_s")
-EVAL_FIELDS = ("step", "epoch", "dev_accuracy", "best_dev_accuracy", "lr", "elapsed_s")
+EVAL_FIELDS = (
+    "step",
+    "epoch",
+    "dev_accuracy",
+    "best_dev_accuracy",
+    "lr",
+    "elapsed_s",
+    "dev_groups",  # accuracy and n per length group (unchunked, chunked, long)
+    "train_groups",  # the same on the training batches since the previous evaluation
+    "probe",  # the length probe, at the evaluations where it ran
+    "score",  # what selection used
+)
 
 
 @dataclass

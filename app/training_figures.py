@@ -108,6 +108,66 @@ def accuracy_figure(steps: list[dict[str, Any]], evals: list[dict[str, Any]]) ->
     return fig
 
 
+GROUP_COLOURS = {"unchunked": PRIMARY, "chunked": DEV, "long": "#6a4c93"}
+GROUP_NAMES = {
+    "unchunked": "unchunked (one chunk)",
+    "chunked": "chunked (cut into chunks)",
+    "long": "longer than training",
+}
+
+
+def composition_figure(evals: list[dict[str, Any]]) -> go.Figure | None:
+    """Accuracy per length group at every evaluation: held-out dev (solid) beside the training
+    batches of the same group since the previous evaluation (dashed), and the length probe.
+
+    Unchunked inputs are solved by the inner recursion alone; chunked ones also need the chunk
+    roots composed. A chunked training line far above its held-out line is memorization, not
+    composition. None when the log has no per-group records (runs of older versions).
+    """
+    rows = [e for e in evals if e.get("dev_groups")]
+    if not rows:
+        return None
+    fig = go.Figure()
+    for group, colour in GROUP_COLOURS.items():
+        for source, dash, label in (
+            ("dev_groups", "solid", "held out"),
+            ("train_groups", "dash", "training"),
+        ):
+            pts = [
+                (e["step"], e[source][group]["accuracy"])
+                for e in rows
+                if e.get(source, {}).get(group, {}).get("n")
+            ]
+            if not pts:
+                continue
+            n = rows[-1].get(source, {}).get(group, {}).get("n", 0)
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                    name=f"{GROUP_NAMES[group]}, {label} (n {n:,})",
+                    line={"color": colour, "width": 2, "dash": dash},
+                    marker={"size": 6 if dash == "solid" else 4},
+                )
+            )  # fmt: skip
+    probes = [e for e in rows if e.get("probe")]
+    if probes:
+        split = probes[-1]["probe"]["split"]
+        fig.add_trace(
+            go.Scatter(
+                x=[e["step"] for e in probes], y=[e["probe"]["accuracy"] for e in probes],
+                mode="markers", name=f"{split} probe (n {probes[-1]['probe']['n']})",
+                marker={"color": "#222", "symbol": "diamond", "size": 9},
+            )
+        )  # fmt: skip
+    fig.add_hline(
+        y=CHANCE, line={"dash": "dot", "color": "#9aa8b4", "width": 1},
+        annotation_text="chance", annotation_position="top right",
+    )  # fmt: skip
+    _layout(fig, "Chunk composition: accuracy per length group", "accuracy", height=340)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig
+
+
 def lr_figure(steps: list[dict[str, Any]]) -> go.Figure:
     """The learning rate per step (halved by the plateau scheduler when dev stalls)."""
     rows = thin(steps)

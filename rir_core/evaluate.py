@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ def evaluate_examples(
     batch_size: int = 64,
     *,
     bucket_width: int | None = None,
+    group_of: Callable[[Example], str] | None = None,
     progress: bool = False,
     desc: str = "evaluate",
     **settings: Any,
@@ -56,6 +57,8 @@ def evaluate_examples(
         seed: the seed of every example's random draws (beam alignment).
         batch_size: examples per forward pass (sorted by length, so batches have little padding).
         bucket_width: also report accuracy per length bucket of this many tokens.
+        group_of: also report accuracy per group that this function puts each example in
+            (the trainer's length groups: unchunked, chunked, long).
         progress: show a tqdm bar on stderr.
         desc: the bar's label.
         **settings: inference overrides passed to the model (``beam_size``, ``chunk_width``,
@@ -64,7 +67,8 @@ def evaluate_examples(
     Returns:
         ``{"accuracy": float, "n": int, "correct": int}`` (accuracy 0.0 when there are no
         examples), plus ``"buckets": {"0-99": {"accuracy", "n", "correct"}, ...}`` with
-        ``bucket_width``.
+        ``bucket_width``, and ``"groups": {name: {"accuracy", "n", "correct"}}`` with
+        ``group_of``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}.")
@@ -108,6 +112,15 @@ def evaluate_examples(
         "n": len(examples),
         "correct": correct,
     }
+    if group_of is not None:
+        tally: dict[str, list[int]] = {}
+        for ex, hit in zip(examples, hits, strict=True):
+            c_n = tally.setdefault(group_of(ex), [0, 0])
+            c_n[0] += int(hit)
+            c_n[1] += 1
+        result["groups"] = {
+            name: {"accuracy": c / n, "n": n, "correct": c} for name, (c, n) in tally.items()
+        }
     if bucket_width is not None:
         if bucket_width < 1:
             raise ValueError(f"bucket_width must be at least 1, not {bucket_width}.")

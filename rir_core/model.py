@@ -11,6 +11,7 @@ alignment draws) comes from per-example seeds; see :mod:`rir_core.rng`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,8 @@ class Settings:
     beam_size: int
     chunk_width: int | None
     alignment: Alignment
+    # Training option: chunk by the batch's longest row, as the authors' code does (SPEC 7.1).
+    batch_chunk_rule: bool = False
 
 
 @dataclass
@@ -161,6 +164,7 @@ class ListOpsModel(nn.Module):
             width=settings.chunk_width,
             alignment=settings.alignment,
             recorder=recorder,
+            **({"batch_rule": True} if settings.batch_chunk_rule else {}),
         )
         # Step 5: roots weighted by softmax of the (valid) beam scores.
         weights = _at_least_fp32(scores).masked_fill(~valid, float("-inf")).softmax(-1)  # (B, K)
@@ -180,11 +184,14 @@ class ListOpsModel(nn.Module):
         alignment: Alignment | str | None = None,
         amp: bool = False,
         recorder=None,
+        batch_chunk_rule: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, Y)`` for token ids ``(B, L)`` with mask ``(B, L)`` (True at tokens).
 
         Randomness: ``seeds`` (an int for every example, or ``(B,)``) fixes every draw; otherwise
         per-example seeds are drawn from ``generator``; with neither, seed 0.
+        ``batch_chunk_rule``: chunk by the batch's longest row (a training option, SPEC 7.1;
+        RIR only). Off, each row is chunked by its own length (SPEC 3).
         """
         logits, _ = self.forward_with_details(
             ids,
@@ -197,6 +204,7 @@ class ListOpsModel(nn.Module):
             alignment=alignment,
             amp=amp,
             recorder=recorder,
+            batch_chunk_rule=batch_chunk_rule,
         )
         return logits
 
@@ -213,6 +221,7 @@ class ListOpsModel(nn.Module):
         alignment=None,
         amp=False,
         recorder=None,
+        batch_chunk_rule=False,
     ) -> tuple[torch.Tensor, EncoderOutput]:
         """Like :meth:`forward`, also returning the encoder's output (beams, weights, depth)."""
         bsz = ids.shape[0]
@@ -223,6 +232,8 @@ class ListOpsModel(nn.Module):
         else:
             seeds_t = seeds.to(device=ids.device, dtype=torch.int64)
         settings = self.settings(beam_size, chunk_width, alignment)
+        if batch_chunk_rule and settings.chunk_width is not None:
+            settings = dataclasses.replace(settings, batch_chunk_rule=True)
         ctx = (
             torch.autocast(ids.device.type, dtype=torch.bfloat16)
             if amp

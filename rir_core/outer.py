@@ -30,6 +30,15 @@ def chunk_sizes(n: int, width: int | None) -> list[int]:
     return [width] * (count - 1) + [n - width * (count - 1)]
 
 
+def batch_rule_chunk_sizes(n: int, width: int) -> list[int]:
+    """Chunk sizes of a row under the batch rule (SPEC 7.1), once its batch is chunked at all:
+    every row longer than W is cut into chunks of W and a tail, however short the tail."""
+    if n <= width:
+        return [n]
+    count = math.ceil(n / width)
+    return [width] * (count - 1) + [n - width * (count - 1)]
+
+
 def schedule(n: int, width: int | None) -> list[list[int]]:
     """Chunk sizes of every level until one node remains."""
     levels = []
@@ -78,12 +87,18 @@ class LevelPlan:
     chunks_of: dict[int, list[int]]  # example -> its chunk rows
 
 
-def plan_level(lengths: dict[int, int], width: int | None) -> LevelPlan:
+def plan_level(lengths: dict[int, int], width: int | None, batch_rule: bool = False) -> LevelPlan:
+    """The chunks of one level. ``batch_rule``: decide on the batch's longest row, as the
+    authors' training code does (SPEC 7.1): when it has at least 1.5 W nodes, every row longer
+    than W is chunked (so a 31-44-token row beside a long one becomes [30, tail]); otherwise
+    each row by its own length (SPEC 3, the model's definition and the default)."""
     plan = LevelPlan([], [], [], [], {})
+    chunk_all = batch_rule and width is not None and 2 * max(lengths.values()) >= 3 * width
     for ex, n in lengths.items():
         start = 0
         rows = []
-        for ci, size in enumerate(chunk_sizes(n, width)):
+        sizes = batch_rule_chunk_sizes(n, width) if chunk_all else chunk_sizes(n, width)
+        for ci, size in enumerate(sizes):
             rows.append(len(plan.example))
             plan.example.append(ex)
             plan.start.append(start)
@@ -168,6 +183,7 @@ class OuterRecursion(torch.nn.Module):
         recorder=None,
         repick: Repick | None = None,
         start: LevelInput | None = None,
+        batch_rule: bool = False,
     ):
         """See the class docstring. Two optional hooks, both off by default (then the result is
         the plain forward's, bit for bit), serve the alignment debugger's counterfactual:
@@ -178,6 +194,9 @@ class OuterRecursion(torch.nn.Module):
         - ``start`` resumes at ``start.level`` from given aligned beams instead of the leaves
           (``leaves`` then only gives B, D and the device; ``lengths`` are the node counts of
           that level, C of the level below).
+
+        ``batch_rule`` (a training option, off by default) chunks by the batch's longest row,
+        see :func:`plan_level`.
         """
         recorder = recorder or NullRecorder()
         bsz, _, d = leaves.shape
@@ -202,7 +221,7 @@ class OuterRecursion(torch.nn.Module):
         final_rows: list[torch.Tensor] = []
         final_roots, final_scores, final_valid = [], [], []
         while running:
-            plan = plan_level(running, width)
+            plan = plan_level(running, width, batch_rule)
             for ex, rows in plan.chunks_of.items():
                 depth[ex] += max(plan.length[r] for r in rows) - 1
             max_len = max(plan.length)

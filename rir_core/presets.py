@@ -45,6 +45,10 @@ class DataRecipe:
     max_train_tokens: int | None = None
     max_dev_tokens: int | None = None
     min_train_tokens: int | None = None
+    # A length probe: the first `probe_n` inputs of a standard split longer than training,
+    # evaluated and logged every few evaluations (selection ignores it). None: no probe.
+    probe_split: str | None = None
+    probe_n: int = 100
 
     def __post_init__(self) -> None:
         from rir_core.generate import SPLITS
@@ -54,7 +58,18 @@ class DataRecipe:
                 raise ConfigError(
                     f"{name} must be one of {', '.join(SPLITS)}, not {getattr(self, name)!r}."
                 )
-        for name in ("train_n", "dev_n", "max_train_tokens", "max_dev_tokens", "min_train_tokens"):
+        if self.probe_split is not None and self.probe_split not in SPLITS:
+            raise ConfigError(
+                f"probe_split must be one of {', '.join(SPLITS)}, not {self.probe_split!r}."
+            )
+        for name in (
+            "train_n",
+            "dev_n",
+            "max_train_tokens",
+            "max_dev_tokens",
+            "min_train_tokens",
+            "probe_n",
+        ):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -112,6 +127,12 @@ class DataRecipe:
         if not train:
             raise ValueError("the training set is empty after filtering.")
         return train, dev
+
+    def load_probe(self, progress: bool = False) -> list[Example]:
+        """The length probe's examples (empty without ``probe_split``)."""
+        if self.probe_split is None:
+            return []
+        return self._load(self.probe_split, None, None, self.probe_n, progress)
 
 
 def _from_dict(cls: Any, d: Any, what: str) -> Any:

@@ -330,6 +330,39 @@ class PreparedRun:
         return result
 
 
+def _pct(acc: float | None) -> str:
+    return "-" if acc is None else f"{100 * acc:.1f}%"
+
+
+def eval_line(m: dict[str, Any]) -> str:
+    """The progress line of one evaluation: dev accuracy per length group, training accuracy on
+    the same groups beside it (a chunked training accuracy far above the held-out one is
+    memorization), the length probe when it ran, the selection score and the learning rate.
+
+    ``step 700: dev 93.1% | unchunked 99.5% (train 99.0%) · chunked 64.0% (train 73.2%) ·
+    long 41.0% | len_200_300 45.0% of 100 | score 0.9310 (best 0.9400), lr 5.0e-04``
+    """
+    parts = [f"step {m['step']}: dev {_pct(m['dev_accuracy'])}"]
+    dev_groups, train_groups = m.get("dev_groups") or {}, m.get("train_groups") or {}
+    shown = []
+    for name, held in dev_groups.items():
+        trained = train_groups.get(name, {})
+        if not held.get("n") and not trained.get("n"):
+            continue
+        beside = f" (train {_pct(trained['accuracy'])})" if trained.get("n") else ""
+        shown.append(f"{name} {_pct(held.get('accuracy'))}{beside}")
+    if shown:
+        parts.append(" · ".join(shown))
+    if "probe" in m:
+        p = m["probe"]
+        parts.append(f"{p['split']} {_pct(p['accuracy'])} of {p['n']}")
+    best = m["best_dev_accuracy"]
+    best_txt = "-" if best is None else f"{best:.4f}"
+    score = m.get("score", m["dev_accuracy"])
+    parts.append(f"score {score:.4f} (best {best_txt}), lr {m['lr']:.1e}")
+    return " | ".join(parts)
+
+
 def prepare(
     preset: str | None = None,
     *,
@@ -436,6 +469,8 @@ def _prepare(
                 raise
             raise ConfigError(str(err)) from None
 
+    probe_data = recipe.data.load_probe(progress=progress and env.rank == 0)
+
     set_seed(cfg.seed)
     if resume_ckpt is not None:
         model, _ = load_checkpoint(resume_ckpt, device=device)
@@ -487,12 +522,7 @@ def _prepare(
 
     def bar_eval(m: dict[str, Any]) -> None:
         assert bar is not None
-        best = m["best_dev_accuracy"]
-        bar.write(
-            f"step {m['step']}: dev accuracy {m['dev_accuracy']:.4f} (best "
-            f"{best if best is None else round(best, 4)}, lr {m['lr']:.1e})",
-            file=sys.stderr,
-        )
+        bar.write(eval_line(m), file=sys.stderr)
 
     has_log, has_bar = jsonl is not None, bar is not None
     cbs = Callbacks(
@@ -513,7 +543,18 @@ def _prepare(
         on_end=user.on_end,
         should_stop=user.should_stop,
     )
-    trainer = Trainer(wrapped, optimizer, scheduler, train_data, dev_data, cfg, cbs, metadata)
+    trainer = Trainer(
+        wrapped,
+        optimizer,
+        scheduler,
+        train_data,
+        dev_data,
+        cfg,
+        cbs,
+        metadata,
+        probe_data=probe_data,
+        probe_name=recipe.data.probe_split or "probe",
+    )
     resumed_from = None
     if resume_ckpt is not None:
         trainer.load_state_dict(load_resume_state(resume_ckpt))
@@ -667,6 +708,21 @@ def _build_parser() -> argparse.ArgumentParser:
         help="chunk-width augmentation: each step draws its RIR chunk width from this list",
     )
     t.add_argument("--init-from", metavar="CKPT", help="start from this checkpoint's weights")
+    t.add_argument(
+        "--select-on",
+        choices=["dev", "groups"],
+        help="model selection and LR schedule on the dev accuracy (dev, the paper's) or on the "
+        "mean over the unchunked, chunked and long dev groups (groups)",
+    )
+    t.add_argument(
+        "--chunk-rule",
+        choices=["example", "batch"],
+        help="chunk each training row by its own length (example, SPEC 3) or by its batch's "
+        "longest row (batch, the authors' code: short tails)",
+    )
+    t.add_argument(
+        "--probe-every", type=int, help="evaluations between runs of the length probe (default 1)"
+    )
     d = p.add_argument_group("data (DataRecipe)")
     d.add_argument("--train-n", type=int, help="take the first N training examples")
     d.add_argument("--dev-n", type=int, help="take the first N dev examples")
@@ -677,6 +733,11 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-dev-tokens", type=int, help="drop longer dev examples")
     d.add_argument("--train-file", metavar="FILE.tsv", help="train on a TSV file instead")
     d.add_argument("--dev-file", metavar="FILE.tsv", help="select on a TSV file instead")
+    d.add_argument(
+        "--probe-split",
+        help="a length probe logged at evaluations, e.g. len_200_300 (a standard split)",
+    )
+    d.add_argument("--probe-n", type=int, help="the probe's first N examples (default 100)")
     return p
 
 
@@ -707,6 +768,9 @@ _TRAIN_FLAGS = (
     "seed",
     "chunk_widths",
     "init_from",
+    "select_on",
+    "probe_every",
+    "chunk_rule",
 )
 _DATA_FLAGS = (
     "train_n",
@@ -716,6 +780,8 @@ _DATA_FLAGS = (
     "max_dev_tokens",
     "train_file",
     "dev_file",
+    "probe_split",
+    "probe_n",
 )
 
 

@@ -59,7 +59,30 @@ from rir_core.data import Example, bucket_batches, encode_examples
 from rir_core.evaluate import evaluate_examples
 
 OPTIMIZERS = ("ranger", "adamw")
+SELECT_ON = ("dev", "groups")
+CHUNK_RULES = ("example", "batch")
 STATE_VERSION = 1
+GROUPS = ("unchunked", "chunked", "long")
+
+
+def length_group(n_tokens: int, chunk_width: int | None, longest_trained: int) -> str:
+    """Which length group an input of ``n_tokens`` falls in, for the composition signal.
+
+    ``unchunked``: the outer recursion runs it as one chunk (fewer than 1.5 W tokens, SPEC 3, or
+    a model without chunks: ``chunk_width`` None); ``chunked``: cut into chunks, at most as long
+    as the longest training input; ``long``: longer than any training input.
+    """
+    if n_tokens > longest_trained:
+        return "long"
+    if chunk_width is None or n_tokens < 1.5 * chunk_width:
+        return "unchunked"
+    return "chunked"
+
+
+def group_score(groups: dict[str, dict[str, Any]]) -> float:
+    """The mean accuracy over the groups that hold examples (0.0 when none does)."""
+    present = [g["accuracy"] for g in groups.values() if g["n"]]
+    return sum(present) / len(present) if present else 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,14 @@ class TrainConfig:
     # runs at any W; small widths make short training inputs span several outer levels.
     chunk_widths: tuple[int, ...] = ()
     init_from: str | None = None  # checkpoint whose weights start the run (fine-tuning)
+    # Model selection and the LR schedule: "dev" is the dev accuracy (the paper's); "groups" is
+    # the mean of the dev accuracies of the length groups present (unchunked, chunked, long; see
+    # `length_group`), which unchunked inputs alone cannot satisfy.
+    select_on: str = "dev"
+    # How a training batch is chunked: "example" (each row by its own length, SPEC 3) or
+    # "batch" (by the batch's longest row, as the authors' code does, SPEC 7.1: short tails).
+    chunk_rule: str = "example"
+    probe_every: int = 1  # evaluations between runs of the length probe (when one is given)
 
     def __post_init__(self) -> None:
         positive = {
@@ -98,6 +129,15 @@ class TrainConfig:
         }
         for name, value in positive.items():
             _check_int(name, value, 1)
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(
+                f"select_on must be one of {', '.join(SELECT_ON)}, not {self.select_on!r}."
+            )
+        _check_int("probe_every", self.probe_every, 1)
+        if self.chunk_rule not in CHUNK_RULES:
+            raise ConfigError(
+                f"chunk_rule must be one of {', '.join(CHUNK_RULES)}, not {self.chunk_rule!r}."
+            )
         for name in ("patience", "plateau_patience", "eval_every", "seed", "eval_seed"):
             _check_int(name, getattr(self, name), 0)
         if self.max_steps is not None:
@@ -206,7 +246,12 @@ class Callbacks:
             ``loss``, ``accuracy``, ``lr``, ``grad_norm``, ``seq_per_s``, ``elapsed_s``,
             ``eta_s``, ``batch``, ``tokens``).
         on_eval: after every dev evaluation (``step``, ``epoch``, ``dev_accuracy``, ``dev_n``,
-            ``best_dev_accuracy``, ``improved``, ``bad_evals``, ``lr``, ``elapsed_s``).
+            ``dev_groups`` (accuracy and n per length group), ``train_groups`` (training
+            accuracy per length group since the previous evaluation, dropout and noise on),
+            ``score`` (what selection uses, see ``TrainConfig.select_on``),
+            ``best_dev_accuracy`` (the best score so far), ``improved``, ``bad_evals``, ``lr``,
+            ``elapsed_s``, and ``probe`` (``split``, ``accuracy``, ``n``) when the length
+            probe ran).
         on_checkpoint: after a checkpoint is written, with its path.
         on_end: once, with the :class:`TrainResult`.
         should_stop: polled every step; True asks the trainer to stop cleanly (the app's button).
@@ -278,6 +323,8 @@ class Trainer:
         callbacks: Callbacks | None = None,
         metadata: dict[str, Any] | None = None,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        probe_data: Sequence[Example] = (),
+        probe_name: str = "probe",
     ) -> None:
         """
         Args:
@@ -291,6 +338,9 @@ class Trainer:
             metadata: stored in every checkpoint (recipes, preset, notes), extended with
                 ``step``, ``epoch`` and ``metrics``.
             loss_fn: ``(logits (B, Y), labels (B,)) -> mean loss``.
+            probe_data: a small set of inputs longer than training (e.g. 100 of len_200_300),
+                evaluated every ``probe_every`` evaluations and logged; selection ignores it.
+            probe_name: how the logs name the probe (its split).
         """
         if not train_data:
             raise ValueError("the training set is empty.")
@@ -308,6 +358,12 @@ class Trainer:
         self.device = next(self.module.parameters()).device
         self.generator = torch.Generator().manual_seed(config.seed)  # per-example seeds
         self._lengths = [len(ex) for ex in self.train_data]
+        self.probe_data = list(probe_data)
+        self.probe_name = probe_name
+        self._longest_trained = max(self._lengths)
+        # Training accuracy per length group since the last evaluation: (correct, n) per group.
+        # Not part of the resume state: after a resume it counts from the resume.
+        self._train_groups = torch.zeros(len(GROUPS), 2)
         self._fingerprint = data_fingerprint(self.train_data)
         self._epoch_cache: tuple[int, list[list[int]]] | None = None
         # Position and counters (all part of the resume state).
@@ -466,6 +522,8 @@ class Trainer:
         metrics = dict(meta.get("metrics", {}))
         if dev is not None:
             metrics["dev"] = {"accuracy": dev["accuracy"], "n": dev["n"]}
+            if "groups" in dev:
+                metrics["dev"]["groups"] = dev["groups"]
         meta["metrics"] = metrics
         return meta
 
@@ -517,6 +575,15 @@ class Trainer:
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def _group_index(self, n_tokens: int, chunk_width: int | None) -> int:
+        """Index into ``GROUPS`` of an input, at ``chunk_width`` (None: the model's own W)."""
+        cfg = getattr(self.module, "config", None)
+        chunks = getattr(cfg, "model_type", "rir_ebt_grc") == "rir_ebt_grc"
+        width = chunk_width if chunk_width is not None else getattr(cfg, "chunk_width", None)
+        return GROUPS.index(
+            length_group(n_tokens, width if chunks else None, self._longest_trained)
+        )
+
     def _train_step(self, batch: list[int]) -> dict[str, Any]:
         """Step 2: one optimizer step on a global batch; returns the (global) step metrics."""
         cfg = self.config
@@ -536,6 +603,7 @@ class Trainer:
             lengths=[len(ex) for ex in examples],
             amp=cfg.amp,
             **({"chunk_width": width} if width is not None else {}),
+            **({"batch_chunk_rule": True} if cfg.chunk_rule == "batch" else {}),
         )  # (b, Y)
         local_loss = self.loss_fn(logits, labels)
         # DDP averages gradients over ranks; weighting each rank's mean by its share makes the
@@ -554,20 +622,31 @@ class Trainer:
         over_time = (
             cfg.max_minutes is not None and self._session_elapsed() >= cfg.max_minutes * 60.0
         )
-        correct = (logits.detach().argmax(-1) == labels).sum()
-        stats = torch.stack(
+        hit = logits.detach().argmax(-1) == labels  # (b,)
+        group = torch.tensor(
+            [self._group_index(len(ex), width) for ex in examples], device=self.device
+        )  # (b,) index into GROUPS
+        onehot = F.one_hot(group, len(GROUPS)).float()  # (b, 3)
+        group_counts = torch.stack([hit.float() @ onehot, onehot.sum(0)], -1)  # (3, 2)
+        stats = torch.cat(
             [
-                local_loss.detach().float() * len(share),
-                correct.float(),
-                torch.tensor(float(len(share)), device=self.device),
-                torch.tensor(float(stop), device=self.device),
-                torch.tensor(float(over_time), device=self.device),
-                grad_norm.detach().float().reshape(()),
+                torch.stack(
+                    [
+                        local_loss.detach().float() * len(share),
+                        hit.sum().float(),
+                        torch.tensor(float(len(share)), device=self.device),
+                        torch.tensor(float(stop), device=self.device),
+                        torch.tensor(float(over_time), device=self.device),
+                        grad_norm.detach().float().reshape(()),
+                    ]
+                ),
+                group_counts.flatten(),
             ]
         ).to(self.device)
         if self.world > 1:
             dist.all_reduce(stats)
-        loss_sum, n_correct, n, stop_votes, time_votes, norm = stats.tolist()
+        values = stats.tolist()  # the step's one host synchronisation
+        loss_sum, n_correct, n, stop_votes, time_votes, norm = values[:6]
         metrics = {
             "loss": loss_sum / n,
             "accuracy": n_correct / n,
@@ -578,6 +657,7 @@ class Trainer:
         if not (math.isfinite(loss_sum) and math.isfinite(norm)):
             metrics["non_finite"] = True
             return metrics
+        self._train_groups += torch.tensor(values[6:]).view(len(GROUPS), 2)
         self.optimizer.step()
         if stop_votes > 0:
             self._stop_requested = True
@@ -586,46 +666,76 @@ class Trainer:
             self._stop_reason = "max_minutes"
         return metrics
 
+    def _grouped_accuracy(self, examples: list[Example]) -> dict[str, Any]:
+        """Accuracy on ``examples`` (this rank's shard of them; summed over ranks), per group."""
+        shard = examples[self.rank :: self.world]
+        res = (
+            evaluate_examples(
+                self.module,
+                shard,
+                seed=self.config.eval_seed,
+                batch_size=self.config.eval_batch_size,
+                group_of=lambda ex: GROUPS[self._group_index(len(ex), None)],
+            )
+            if shard
+            else {"correct": 0, "n": 0, "groups": {}}
+        )
+        counts = [float(res["correct"]), float(res["n"])]
+        for g in GROUPS:
+            got = res["groups"].get(g, {"correct": 0, "n": 0})
+            counts += [float(got["correct"]), float(got["n"])]
+        total = torch.tensor(counts, device=self.device)
+        if self.world > 1:
+            dist.all_reduce(total)
+        c = total.tolist()
+        return {
+            "accuracy": c[0] / c[1] if c[1] else 0.0,
+            "n": int(c[1]),
+            "groups": _groups_from_counts(c[2:]),
+        }
+
     def _evaluate(self) -> dict[str, Any]:
         """Step 3: dev accuracy, scheduler, selection, early stopping, checkpoints."""
         cfg = self.config
-        shard = self.dev_data[self.rank :: self.world]
-        res = (
-            evaluate_examples(
-                self.module, shard, seed=cfg.eval_seed, batch_size=cfg.eval_batch_size
-            )
-            if shard
-            else {"correct": 0, "n": 0}
-        )
-        counts = torch.tensor([float(res["correct"]), float(res["n"])], device=self.device)
-        if self.world > 1:
-            dist.all_reduce(counts)
-        correct, n = counts.tolist()
-        dev = {"accuracy": correct / n if n else 0.0, "n": int(n)}
+        dev = self._grouped_accuracy(self.dev_data)
+        n = dev["n"]
+        dev["score"] = group_score(dev["groups"]) if cfg.select_on == "groups" else dev["accuracy"]
+        train_groups = _groups_from_counts(self._train_groups.flatten().tolist())
+        self._train_groups.zero_()
+        probe = None
+        if self.probe_data and self.evals % cfg.probe_every == 0:
+            ran = self._grouped_accuracy(self.probe_data)
+            probe = {"split": self.probe_name, "accuracy": ran["accuracy"], "n": ran["n"]}
         self.evals += 1
         improved = n > 0 and (
-            self.best_dev_accuracy is None or dev["accuracy"] > self.best_dev_accuracy
+            self.best_dev_accuracy is None or dev["score"] > self.best_dev_accuracy
         )
         if improved:
-            self.best_dev_accuracy = dev["accuracy"]
+            self.best_dev_accuracy = dev["score"]
             self.bad_evals = 0
             self._save_best(dev)
         elif n > 0:
             self.bad_evals += 1
         if n > 0:
-            self.scheduler.step(dev["accuracy"])
+            self.scheduler.step(dev["score"])
         self._save_last(dev)
         metrics = {
             "step": self.step,
             "epoch": self._epoch_progress(),
             "dev_accuracy": dev["accuracy"],
             "dev_n": dev["n"],
+            "dev_groups": dev["groups"],
+            "train_groups": train_groups,
+            "score": dev["score"],
+            "select_on": cfg.select_on,
             "best_dev_accuracy": self.best_dev_accuracy,
             "improved": bool(improved),
             "bad_evals": self.bad_evals,
             "lr": self._lr(),
             "elapsed_s": self.elapsed_before + self._session_elapsed(),
         }
+        if probe is not None:
+            metrics["probe"] = probe
         if self.is_main and self.callbacks.on_eval:
             self.callbacks.on_eval(metrics)
         return metrics
@@ -733,3 +843,12 @@ class Trainer:
         if self.is_main and self.callbacks.on_end:
             self.callbacks.on_end(result)
         return result
+
+
+def _groups_from_counts(counts: list[float]) -> dict[str, dict[str, Any]]:
+    """``[correct, n] * len(GROUPS)`` -> ``{group: {"accuracy", "n"}}`` (accuracy None if n 0)."""
+    out = {}
+    for i, g in enumerate(GROUPS):
+        correct, n = counts[2 * i], int(counts[2 * i + 1])
+        out[g] = {"accuracy": correct / n if n else None, "n": n}
+    return out

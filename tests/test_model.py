@@ -528,3 +528,29 @@ def test_the_search_hashes_its_gumbel_stream_in_parts() -> None:
     pinned = [2.6002891063690186, 0.6011067032814026, -0.9155526161193848, 0.451479196548462]
     assert gumbel[1, 2, :4].tolist() == pytest.approx(pinned, rel=1e-6, abs=1e-6)
     assert gumbel[3, 4, -2:].tolist() == pytest.approx([-0.78364670, -0.64813179], abs=1e-6)
+
+
+def test_the_batch_chunk_rule_cuts_short_tails_beside_long_rows() -> None:
+    """SPEC 7.1: the authors' training code chunks by the batch's longest row, so a row of
+    W + 2 nodes beside a row of 1.5 W or more becomes [W, 2]; alone, or under the per-example
+    rule (SPEC 3, the default), it is one chunk."""
+    from rir_core.outer import plan_level
+
+    plan = plan_level({0: 2 * W, 1: W + 2, 2: W - 1}, W, batch_rule=True)
+    assert [plan.length[r] for r in plan.chunks_of[1]] == [W, 2]
+    assert [plan.length[r] for r in plan.chunks_of[2]] == [W - 1]
+    assert [plan.length[r] for r in plan.chunks_of[0]] == [W, W]
+    plan = plan_level({1: W + 2, 2: W - 1}, W, batch_rule=True)  # no long row: per example
+    assert [plan.length[r] for r in plan.chunks_of[1]] == [W + 2]
+    plan = plan_level({0: 2 * W, 1: W + 2}, W)
+    assert [plan.length[r] for r in plan.chunks_of[1]] == [W + 2]
+
+    model = tiny_model(double=False)
+    ids, mask = batch([expression(n, seed=n) for n in (2 * W, W + 2, W - 1)])
+    _, per_example = model.forward_with_details(ids, mask, 3)
+    _, per_batch = model.forward_with_details(ids, mask, 3, batch_chunk_rule=True)
+    assert per_example.depth == [W - 1 + 1, W + 1, W - 2]
+    assert per_batch.depth == [W - 1 + 1, W - 1 + 1, W - 2]  # [W, 2], then 2 roots
+    # Rows the rule does not change compute the same thing either way.
+    torch.testing.assert_close(per_batch.pooled[[0, 2]], per_example.pooled[[0, 2]])
+    assert not torch.allclose(per_batch.pooled[1], per_example.pooled[1])

@@ -514,3 +514,130 @@ def test_min_train_tokens_keeps_the_longer_inputs(data_files: dict[str, str]) ->
         DataRecipe(min_train_tokens=0)
     recipe = train_mod.resolve_recipe("cpu", data_overrides={"min_train_tokens": 46})
     assert recipe.data.min_train_tokens == 46
+
+
+def _log_events(run_dir: Path, event: str) -> list[dict]:
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    return [json.loads(x) for x in lines if json.loads(x)["event"] == event]
+
+
+def test_evaluations_report_each_length_group(tmp_path: Path, data_files: dict[str, str]) -> None:
+    """Dev accuracy per length group (unchunked < 1.5 W, chunked, long = past the longest
+    training input), the training accuracy on the same groups since the previous evaluation,
+    and a selection score that is their mean with select_on="groups"."""
+    from rir_core.data import read_tsv
+    from rir_core.trainer import group_score, length_group
+
+    train = read_tsv(data_files["train_file"])
+    longest = max(len(ex) for ex in train)
+    long_dev = tmp_path / "dev.tsv"  # the dev file plus inputs longer than any training input
+    dev = read_tsv(data_files["dev_file"]) + generate(Recipe(longest + 1, longest + 20), 4, seed=5)
+    write_tsv(long_dev, dev)
+    result = _run(
+        tmp_path / "run",
+        {**data_files, "dev_file": str(long_dev), "max_dev_tokens": 100},
+        max_steps=6,
+        select_on="groups",
+    )
+    assert result.status == "max_steps"
+    evals = _log_events(tmp_path / "run", "eval")
+    assert [e["step"] for e in evals] == [3, 6]
+    want = {g: 0 for g in ("unchunked", "chunked", "long")}
+    for ex in dev:
+        want[length_group(len(ex), 5, longest)] += 1
+    assert want["unchunked"] and want["chunked"] and want["long"] == 4
+    steps = _log_events(tmp_path / "run", "step")
+    for e in evals:
+        assert {g: v["n"] for g, v in e["dev_groups"].items()} == want
+        hits = sum(round(v["accuracy"] * v["n"]) for v in e["dev_groups"].values())
+        assert hits / len(dev) == pytest.approx(e["dev_accuracy"])
+        assert e["score"] == pytest.approx(group_score(e["dev_groups"]))
+        assert e["select_on"] == "groups"
+        # Three steps of 8 training rows since the previous evaluation, none longer than trained.
+        assert sum(v["n"] for v in e["train_groups"].values()) == 24
+        assert e["train_groups"]["long"]["n"] == 0
+        window = [s for s in steps if e["step"] - 3 < s["step"] <= e["step"]]
+        right = sum(s["accuracy"] * s["batch"] for s in window)
+        got = sum(v["accuracy"] * v["n"] for v in e["train_groups"].values() if v["n"])
+        assert got == pytest.approx(right)
+    assert result.best_dev_accuracy == pytest.approx(max(e["score"] for e in evals))
+    sidecar = json.loads((tmp_path / "run" / "best" / "model.json").read_text())
+    assert set(sidecar["metadata"]["metrics"]["dev"]["groups"]) == set(want)
+
+
+def test_the_length_probe_runs_every_few_evaluations(
+    tmp_path: Path, data_files: dict[str, str]
+) -> None:
+    probe = generate(Recipe(31, 45), 6, seed=8)
+    run = train_mod.prepare(
+        "classroom",
+        model_overrides=TINY_MODEL,
+        train_overrides={"batch_size": 8, "eval_every": 1, "max_steps": 5, "probe_every": 2},
+        data_overrides=data_files,
+        out=tmp_path / "run",
+    )
+    run.trainer.probe_data, run.trainer.probe_name = probe, "longer"
+    run.fit()
+    evals = _log_events(tmp_path / "run", "eval")
+    assert [("probe" in e) for e in evals] == [True, False, True, False, True]
+    for e in evals[::2]:
+        assert e["probe"]["split"] == "longer" and e["probe"]["n"] == 6
+    assert all(e["score"] == e["dev_accuracy"] for e in evals)  # select_on "dev": the paper's
+
+
+def test_the_probe_split_comes_from_the_data_recipe(data_files: dict[str, str]) -> None:
+    from rir_core.presets import DataRecipe
+
+    assert DataRecipe(**data_files).load_probe() == []
+    with pytest.raises(ConfigError, match="probe_split must be one of"):
+        DataRecipe(probe_split="len_2000")
+    with pytest.raises(ConfigError, match="select_on must be one of"):
+        TrainConfig(select_on="loss")
+    with pytest.raises(ConfigError, match="chunk_rule must be one of"):
+        TrainConfig(chunk_rule="chunk")
+
+
+def test_the_batch_chunk_rule_reaches_the_model(
+    tmp_path: Path, data_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rir_core.model import ListOpsModel
+
+    seen: list[bool] = []
+    forward = ListOpsModel.forward_with_details
+
+    def spy(self, *args, **kwargs):
+        if self.training:
+            seen.append(kwargs.get("batch_chunk_rule", False))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ListOpsModel, "forward_with_details", spy)
+    _run(tmp_path / "batch", data_files, max_steps=2, chunk_rule="batch")
+    _run(tmp_path / "example", data_files, max_steps=2)
+    assert seen == [True, True, False, False]
+
+
+def test_the_eval_line_puts_held_out_beside_training_accuracy() -> None:
+    line = train_mod.eval_line(
+        {
+            "step": 700,
+            "dev_accuracy": 0.931,
+            "dev_groups": {
+                "unchunked": {"accuracy": 0.995, "n": 854},
+                "chunked": {"accuracy": 0.64, "n": 130},
+                "long": {"accuracy": 0.41, "n": 16},
+            },
+            "train_groups": {
+                "unchunked": {"accuracy": 0.99, "n": 1000},
+                "chunked": {"accuracy": 0.732, "n": 280},
+                "long": {"accuracy": None, "n": 0},
+            },
+            "probe": {"split": "len_200_300", "accuracy": 0.45, "n": 100},
+            "score": 0.931,
+            "best_dev_accuracy": 0.94,
+            "lr": 5e-4,
+        }
+    )
+    assert line == (
+        "step 700: dev 93.1% | unchunked 99.5% (train 99.0%) · chunked 64.0% (train 73.2%) · "
+        "long 41.0% | len_200_300 45.0% of 100 | score 0.9310 (best 0.9400), lr 5.0e-04"
+    )

@@ -246,3 +246,45 @@ def test_progress_leaves_out_what_it_does_not_know():
     assert p.text == "step 7 · ETA ?" and p.fraction == 0.0
     p = TF.progress({"epochs": None}, 1000, {"step": 1500, "epoch": 2.0, "eta_s": 0.0})
     assert p.text == "step 1,500 of 1,000 · epoch 2.00 · ETA 0 s" and p.fraction == 1.0
+
+
+# -- composition_figure -------------------------------------------------------------------------
+
+
+def _grouped_evals() -> list[dict]:
+    """Two evaluations as the trainer logs them: chunked training far above held out."""
+
+    def groups(u, c, long=None, n_long=0):
+        return {
+            "unchunked": {"accuracy": u, "n": 854}, "chunked": {"accuracy": c, "n": 130},
+            "long": {"accuracy": long, "n": n_long},
+        }  # fmt: skip
+
+    return [
+        {"step": 350, "dev_accuracy": 0.9, "dev_groups": groups(0.98, 0.55, 0.3, 16),
+         "train_groups": groups(0.97, 0.6)},
+        {"step": 700, "dev_accuracy": 0.92, "dev_groups": groups(0.99, 0.58, 0.35, 16),
+         "train_groups": groups(0.99, 0.8),
+         "probe": {"split": "len_200_300", "accuracy": 0.41, "n": 100}},
+    ]  # fmt: skip
+
+
+def test_composition_figure_draws_held_out_beside_training_per_group() -> None:
+    fig = TF.composition_figure(_grouped_evals())
+    held = _trace(fig, "chunked (cut into chunks), held out (n 130)")
+    trained = _trace(fig, "chunked (cut into chunks), training (n 130)")
+    assert list(held.x) == [350, 700] and list(held.y) == [0.55, 0.58]
+    assert list(trained.y) == [0.6, 0.8]  # the gap a class should see: memorization
+    assert held.line.dash == "solid" and trained.line.dash == "dash"
+    assert held.line.color == trained.line.color
+    assert list(_trace(fig, "longer than training, held out (n 16)").y) == [0.3, 0.35]
+    names = [t.name for t in fig.data]
+    assert not any(n.startswith("longer than training, training") for n in names)  # n 0: none
+    probe = _trace(fig, "len_200_300 probe (n 100)")
+    assert list(probe.x) == [700] and list(probe.y) == [0.41]
+    assert TF.CHANCE in _hlines(fig)
+
+
+def test_composition_figure_is_none_for_logs_without_groups() -> None:
+    assert TF.composition_figure([]) is None
+    assert TF.composition_figure([{"step": 10, "dev_accuracy": 0.3}]) is None

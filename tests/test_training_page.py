@@ -173,6 +173,32 @@ def test_a_job_in_the_url_shows_its_curves_and_parse(environment):
     assert at.slider(key="settings.beam_size").value == 2  # the run's K, not the default's 7
 
 
+def test_a_run_with_length_groups_shows_the_composition_chart(environment):
+    """The trainer logs accuracy per length group: the page draws held out beside training."""
+    job_dir = fake_finished_job(environment, JOB)
+    lines = [json.loads(x) for x in (job_dir / "log.jsonl").read_text().splitlines()]
+    for e in lines:
+        if e["event"] == "eval":
+            e["dev_groups"] = {
+                "unchunked": {"accuracy": 0.9, "n": 40}, "chunked": {"accuracy": 0.3, "n": 10},
+                "long": {"accuracy": None, "n": 0},
+            }  # fmt: skip
+            e["train_groups"] = {
+                "unchunked": {"accuracy": 0.95, "n": 300}, "chunked": {"accuracy": 0.7, "n": 20},
+                "long": {"accuracy": None, "n": 0},
+            }  # fmt: skip
+    (job_dir / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    at = _page(job=JOB)
+    _ok(at)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    comp = [c for c in charts if c["layout"]["title"]["text"].startswith("Chunk composition")]
+    assert len(comp) == 1
+    names = [t["name"] for t in comp[0]["data"]]
+    assert "chunked (cut into chunks), held out (n 10)" in names
+    assert "chunked (cut into chunks), training (n 20)" in names
+    assert any("memorizes" in c.value for c in at.caption)
+
+
 def test_an_unknown_job_in_the_url_is_a_sentence():
     at = _page(job="../../etc")
     _ok(at)

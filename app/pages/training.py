@@ -344,6 +344,22 @@ def curves(run_dir: str, log: run_log.RunLog) -> None:
     teacher.plotly_chart(loss, key=KEY + "chart.loss", container=c[0])
     teacher.plotly_chart(accuracy, key=KEY + "chart.accuracy", container=c[1])
     teacher.plotly_chart(lr, key=KEY + "chart.lr", container=c[2])
+    composition = _composition(run_dir, len(log.evals), log)
+    if composition is not None:
+        teacher.plotly_chart(composition, key=KEY + "chart.composition")
+        st.caption(
+            "Inputs shorter than 1.5 chunk widths run as one chunk: the inner recursion alone "
+            "solves them. Longer ones are cut into chunks whose roots the next level must "
+            "combine. Solid: held-out dev inputs; dashed: the training batches since the "
+            "previous evaluation. A chunked training line far above its held-out line means "
+            "the model memorizes its chunked training inputs instead of learning to compose."
+        )
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _composition(run_dir: str, n_evals: int, _log: run_log.RunLog):
+    """The per-group accuracy curves (None for logs without them), once per new evaluation."""
+    return TF.composition_figure(_log.evals)
 
 
 def evaluation(job: jobs.Job) -> None:
