@@ -305,6 +305,9 @@ def tree_figure(
     title: str,
     node_colors: list[str] | None = None,
     extra_hover: list[str] | None = None,
+    boundaries: list[int] | None = None,
+    y_max: int | None = None,
+    legend: list[tuple[str, str, str]] | None = None,
 ) -> go.Figure:
     """Edges (traces ``edges`` and, fainter, ``bracket edges`` from an operator to its own
     ``[OP`` and ``]`` tokens), then one marker per node: traces ``leaves`` (y = 0) and
@@ -313,7 +316,14 @@ def tree_figure(
     node down to its span on the token axis; the node itself is a triangle marker.
 
     ``node_colors`` (one per node) colours the internal markers; ``extra_hover`` (one per node)
-    is appended to each hover text.
+    is appended to each hover text. ``boundaries`` (tokens that start a chunk) adds the trace
+    ``chunk boundaries``: a dotted red line before each. ``y_max`` fixes the height axis (two
+    trees drawn side by side share one scale). ``legend``: ``(name, colour, symbol)`` of the
+    marker kinds to explain on the figure itself (legend-only traces, legendgroup ``legend``).
+
+    Internal nodes are labelled (an operator's ``OP=value``) where the label fits: always up to
+    :data:`NODE_TEXT_LIMIT` tokens, else where it overlaps no wider node's label
+    (:func:`_labels_that_fit`).
     """
     n = len(tokens)
     edges: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
@@ -342,6 +352,7 @@ def tree_figure(
                 mode="lines",
                 name=name,
                 hoverinfo="skip",
+                showlegend=False,
                 line={"color": FAINT_EDGE if faint else EDGE, "width": 1},
             )
         )
@@ -358,6 +369,7 @@ def tree_figure(
                 y=ty,
                 mode="lines",
                 name="collapsed subtrees",
+                showlegend=False,
                 fill="toself",
                 fillcolor="rgba(47, 111, 159, 0.10)",
                 hoverinfo="skip",
@@ -370,18 +382,25 @@ def tree_figure(
             y=[0] * len(leaves),
             mode="markers",
             name="leaves",
+            showlegend=False,
             marker={"size": 7 if n <= TOKEN_LABEL_LIMIT else 4, "color": NEUTRAL},
             hovertext=[hover[i] for i in leaves],
             hoverinfo="text",
         )
     )
+    height = max(max(layout.y, default=0), y_max or 0)
+    fits = [True] * len(inner) if small else _labels_that_fit(layout, inner, n, height)
+    labelled = any(fit and layout.labels[i] for fit, i in zip(fits, inner, strict=True))
     fig.add_trace(
         go.Scatter(
             x=[layout.x[i] for i in inner],
             y=[layout.y[i] for i in inner],
-            mode="markers+text" if small else "markers",
+            mode="markers+text" if labelled else "markers",
             name="internal nodes",
-            text=[layout.labels[i] for i in inner] if small else None,
+            showlegend=False,
+            text=[layout.labels[i] if fit else "" for fit, i in zip(fits, inner, strict=True)]
+            if labelled
+            else None,
             textposition="top center",
             textfont={"family": FONT, "size": 10},
             marker={
@@ -397,16 +416,89 @@ def tree_figure(
             hoverinfo="text",
         )
     )
-    height = max(layout.y, default=0)
+    top = height + 1.2  # room for the labels above the top nodes (the same for every tree)
+    if boundaries:
+        bx: list[float | None] = []
+        by: list[float | None] = []
+        for b in boundaries:
+            bx += [b - 0.5, b - 0.5, None]
+            by += [-0.5, top - 0.2, None]
+        fig.add_trace(
+            go.Scatter(
+                x=bx,
+                y=by,
+                mode="lines",
+                name="chunk boundaries",
+                legendrank=2000,
+                hoverinfo="skip",
+                line={"color": BOUNDARY, "width": 1.5, "dash": "dot"},
+            )
+        )
+    for name, color, symbol in legend or []:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=name,
+                legendgroup="legend",  # marks the legend-only traces
+                marker={"color": color, "symbol": symbol, "size": 9},
+                hoverinfo="skip",
+            )
+        )
     _base_layout(fig, title, height=int(min(520, 180 + 14 * height)))
+    if legend or boundaries:
+        # Inside the plot's top-left corner: a tree's root is at the middle, its left flank low.
+        fig.layout.showlegend = True
+        fig.layout.legend = {
+            "x": 0.01,
+            "y": 0.99,
+            "xanchor": "left",
+            "yanchor": "top",
+            "bgcolor": "rgba(255, 255, 255, 0.85)",
+            "font": {"size": 11},
+        }
     _token_axis(fig, tokens)
-    fig.update_yaxes(
-        title_text="height",
-        range=[-0.7, height + (1.2 if small else 0.7)],
-        showgrid=False,
-        zeroline=False,
-    )
+    fig.update_yaxes(title_text="height", range=[-0.7, top], showgrid=False, zeroline=False)
     return fig
+
+
+# Marker kinds the tree legends explain: (legend text, colour, plotly marker symbol).
+LEGEND_GOLD_OP = ("operator = its value", GOLD, "circle")
+LEGEND_CROSSING = ("crosses a chunk boundary (no RIR tree can hold it)", BOUNDARY, "circle")
+LEGEND_MATCH = ("merge = a gold operator", GOLD, "circle")
+LEGEND_OTHER = ("other merge", PRIMARY, "circle")
+LEGEND_COLLAPSED = ("collapsed subtree (hover: its tokens)", NEUTRAL, "triangle-up")
+
+
+# What a node label takes on a tree drawn the page's width (for :func:`_labels_that_fit`).
+LABEL_PLOT_PX = 900  # plot width
+LABEL_CHAR_PX = 7  # one character of the 10 px monospace label
+LABEL_LINE_PX = 16  # one line of it, with a little air
+
+
+def _labels_that_fit(layout: TreeLayout, inner: list[int], n: int, height: int) -> list[bool]:
+    """Which of the ``inner`` nodes get their label written on a large tree: the widest first,
+    each only where its text does not overlap one already placed (a deep chain of nested
+    operators gets its outermost label, not a smear of all of them)."""
+    px_per_token = LABEL_PLOT_PX / max(n, 1)
+    px_per_level = (min(520, 180 + 14 * height) - 90) / (height + 1.9)
+    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 in pixels
+    fits = [False] * len(inner)
+    order = sorted(
+        range(len(inner)), key=lambda j: -(layout.spans[inner[j]][1] - layout.spans[inner[j]][0])
+    )
+    for j in order:
+        i = inner[j]
+        if not layout.labels[i]:
+            continue
+        half = (len(layout.labels[i]) * LABEL_CHAR_PX) / 2 + 2
+        cx, cy = layout.x[i] * px_per_token, layout.y[i] * px_per_level
+        box = (cx - half, cx + half, cy + 4, cy + 4 + LABEL_LINE_PX)
+        if all(box[1] < b[0] or b[1] < box[0] or box[3] < b[2] or b[3] < box[2] for b in placed):
+            placed.append(box)
+            fits[j] = True
+    return fits
 
 
 def _compact(layout: TreeLayout, min_span: int | None) -> tuple[TreeLayout, str]:
@@ -418,14 +510,37 @@ def _compact(layout: TreeLayout, min_span: int | None) -> tuple[TreeLayout, str]
     return compact_layout(layout, w), f" · subtrees under {w} tokens collapsed"
 
 
-def gold_tree_figure(expr: Expr, tokens: list[str], min_span: int | None = 1) -> go.Figure:
+def gold_tree_figure(
+    expr: Expr,
+    tokens: list[str],
+    min_span: int | None = 1,
+    boundaries: list[int] | None = None,
+    crossing: set[tuple[int, int]] | None = None,
+    y_max: int | None = None,
+) -> go.Figure:
     """The parser's tree of the expression: operators (labelled ``OP=value``) over tokens.
 
     ``min_span``: collapse subtrees narrower than this many tokens (None: as needed to draw at
-    most :data:`TREE_NODE_BUDGET` nodes; 1: draw every node).
+    most :data:`TREE_NODE_BUDGET` nodes; 1: draw every node). ``boundaries``: the chunk
+    boundaries to draw (tokens that start a chunk); ``crossing``: the operator spans that cross
+    one (no RIR tree can hold them), drawn red; ``y_max`` as in :func:`tree_figure`.
     """
     layout, note = _compact(gold_tree_layout(expr, tokens), min_span)
-    return tree_figure(layout, tokens, "Gold tree (from the parser)" + note, [GOLD] * len(layout))
+    crossing = crossing or set()
+    colors = [BOUNDARY if s in crossing else GOLD for s in layout.spans]
+    hover = [
+        "crosses a chunk boundary: no tree RIR builds with these chunks has this node"
+        if s in crossing
+        else ""
+        for s in layout.spans
+    ]
+    legend = [LEGEND_GOLD_OP]
+    if any(s in crossing for s in layout.spans):
+        legend.append(LEGEND_CROSSING)
+    if layout.collapsed:
+        legend.append(LEGEND_COLLAPSED)
+    title = "Gold tree (from the parser)" + note
+    return tree_figure(layout, tokens, title, colors, hover, boundaries, y_max, legend)
 
 
 def beam_tree_figure(
@@ -436,11 +551,14 @@ def beam_tree_figure(
     title: str,
     min_span: int | None = 1,
     built: list[list[int]] | None = None,
+    boundaries: list[int] | None = None,
+    y_max: int | None = None,
 ) -> go.Figure:
     """A model beam's binary tree; internal nodes whose span is a gold constituent are green.
-    ``min_span`` as in :func:`gold_tree_figure`. ``built`` (the trace's final beam ``built``
-    list, ``[first, last, level, chunk, step]`` per merged node) adds to each node's hover the
-    outer level, chunk and merge step at which the search built it."""
+    ``min_span``, ``boundaries`` and ``y_max`` as in :func:`gold_tree_figure`. ``built`` (the
+    trace's final beam ``built`` list, ``[first, last, level, chunk, step]`` per merged node)
+    adds to each node's hover the outer level, chunk and merge step at which the search built
+    it."""
     layout, note = _compact(binary_tree_layout(tree, tokens), min_span)
     gold = {tuple(s) for s in gold_spans}
     where = {(b[0], b[1]): b[2:] for b in built or [] if b[2] >= 0}
@@ -454,7 +572,42 @@ def beam_tree_figure(
         return text + (" · gold constituent" if span in gold else "")
 
     hover = [hover_of(tuple(s)) for s in layout.spans]
-    return tree_figure(layout, tokens, title + note, colors, hover)
+    legend = [LEGEND_MATCH, LEGEND_OTHER] + ([LEGEND_COLLAPSED] if layout.collapsed else [])
+    return tree_figure(layout, tokens, title + note, colors, hover, boundaries, y_max, legend)
+
+
+def tree_height(tree: Any) -> int:
+    """Height of a model tree (a token index or ``[left, right]``): 0 for one token."""
+    heights: list[int] = []
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if isinstance(t, int):
+            heights.append(0)
+        elif expanded:
+            right, left = heights.pop(), heights.pop()
+            heights.append(1 + max(left, right))
+        else:
+            stack.append((t, True))
+            stack.extend((child, False) for child in reversed(t))
+    return heights[0]
+
+
+def gold_height(expr: Expr) -> int:
+    """Height of the gold tree as :func:`gold_tree_layout` draws it (a digit or bracket: 0)."""
+    heights: list[int] = []
+    stack: list[tuple[Any, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if not isinstance(node, Op):
+            heights.append(0)
+        elif expanded:
+            kids = [heights.pop() for _ in node.args]
+            heights.append(1 + max([0, *kids]))
+        else:
+            stack.append((node, True))
+            stack.extend((arg, False) for arg in node.args)
+    return heights[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -110,6 +110,11 @@ def n_tokens(expression: str) -> int:
 # Views and links
 
 
+# The Explorer's sections a lesson can open on (its headings' anchors).
+TREES, OUTER, INNER, DEPTH = "trees", "outer-recursion", "inner-recursion", "sequential-depth"
+SECTIONS = (TREES, OUTER, INNER, DEPTH)
+
+
 @dataclass(frozen=True)
 class View:
     """What a link opens. ``None`` leaves a setting at the model's default (a fresh session's)."""
@@ -123,6 +128,8 @@ class View:
     level: int | None = None  # the Explorer's outer level (0 = the tokens)
     chunk: int | None = None  # the chunk of that level shown in the inner recursion
     step: int | None = None  # the merge step in that chunk (1-based)
+    # The page section a lesson link scrolls into view (a heading's anchor; see SECTIONS).
+    section: str | None = None
 
     def __post_init__(self) -> None:
         if self.page not in PAGE_PATHS:
@@ -197,7 +204,7 @@ def tour() -> list[TourStep]:
             "classifier reads that root. Nobody tells the model the tree: it must choose "
             "**which** neighbours to merge. The picture is the tree it chose; green nodes "
             "match a bracket of the expression.",
-            View(expression=SHALLOW, level=0, chunk=0, step=1),
+            View(expression=SHALLOW, level=0, chunk=0, step=1, section=TREES),
         ),
         TourStep(
             2,
@@ -210,7 +217,7 @@ def tour() -> list[TourStep]:
             f"slow even on a GPU, and the gradient must travel back through all of them. A "
             f"balanced tree needs only ⌈log₂ n⌉ steps. RIR gets close to that without fixing "
             f"the tree.",
-            View(expression=long, chunk_width=w, level=0, chunk=0, step=1),
+            View(expression=long, chunk_width=w, level=0, chunk=0, step=1, section=DEPTH),
             also=View(page="depth", expression=long, chunk_width=w),
         ),
         TourStep(
@@ -224,7 +231,7 @@ def tour() -> list[TourStep]:
             "longer than the training data. The model's own beam search picks merges by "
             "content: compare its tree in the Explorer, and BBT-GRC's depth and answer next "
             "to it in the depth lab.",
-            View(expression=DEEP, level=0, chunk=0, step=1),
+            View(expression=DEEP, level=0, chunk=0, step=1, section=TREES),
             also=View(page="depth", expression=DEEP),
         ),
         TourStep(
@@ -237,7 +244,7 @@ def tour() -> list[TourStep]:
             "its likeliest merges, and the K best candidates overall survive, scored by the "
             "sum of their log-probabilities. A bad early merge can be outvoted later. Each row "
             "of the picture is a beam before this step; orange pairs are merged.",
-            View(expression=EVERY_OPERATOR, level=0, chunk=0, step=3),
+            View(expression=EVERY_OPERATOR, level=0, chunk=0, step=3, section=INNER),
         ),
         TourStep(
             5,
@@ -250,7 +257,7 @@ def tour() -> list[TourStep]:
             f"({', '.join(map(str, sizes[0]))} tokens), hence {len(sizes[0])} nodes on level 1, "
             f"which form a single chunk. The picture shows the levels bottom-up; the amber "
             f"chunk is the one the Explorer opens on.",
-            View(expression=long, chunk_width=w, level=0, chunk=1, step=1),
+            View(expression=long, chunk_width=w, level=0, chunk=1, step=1, section=OUTER),
         ),
         TourStep(
             6,
@@ -259,10 +266,10 @@ def tour() -> list[TourStep]:
             "Every chunk returns K beams, but the next level needs K whole sequences: one beam "
             "from each chunk, out of K^C combinations. The paper's **sample** alignment puts "
             "each chunk's best beam in slot 0 and draws the other slots from each chunk's beam "
-            "probabilities; **rank** pairs beams by rank; **kbest** (ours) takes the K "
-            "best-scoring combinations exactly. The picture shows which beam of every chunk "
-            "each slot took.",
-            View(expression=long, chunk_width=w, level=1, chunk=0, step=1),
+            "probabilities; **rank** pairs beams by rank; **kbest**, added by this app (it is "
+            "not in the paper), takes the K best-scoring combinations exactly. The picture "
+            "shows which beam of every chunk each slot took.",
+            View(expression=long, chunk_width=w, level=1, chunk=0, step=1, section=OUTER),
             # An expression the shipped model's strategies disagree on (app/alignment_lesson.py).
             also=alignment_lesson_view() or View(page="alignment", expression=long, chunk_width=w),
         ),
@@ -275,7 +282,7 @@ def tour() -> list[TourStep]:
             f"sequential merges. For {big} tokens that is {depth_performed(big, w)} merges "
             f"instead of {big - 1}, while every chunk still chooses its own tree. The bars are "
             f"measured on the {n}-token expression: what the model actually ran.",
-            View(expression=long, chunk_width=w, level=0, chunk=0, step=1),
+            View(expression=long, chunk_width=w, level=0, chunk=0, step=1, section=DEPTH),
             also=View(page="depth", expression=very_long_expression(), chunk_width=w),
         ),
         TourStep(
@@ -313,19 +320,19 @@ def presets() -> list[Preset]:
             "shallow",
             "Shallow",
             f"One nested list, {n_tokens(SHALLOW)} tokens: the whole search fits on one screen.",
-            View(expression=SHALLOW, level=0, chunk=0, step=1),
+            View(expression=SHALLOW, level=0, chunk=0, step=1, section=TREES),
         ),
         Preset(
             "deep",
             "Deep",
             "Nested seven levels deep: the tree must be built from the inside out.",
-            View(expression=DEEP, level=0, chunk=0, step=1),
+            View(expression=DEEP, level=0, chunk=0, step=1, section=TREES),
         ),
         Preset(
             "every-operator",
             "Every operator",
             "MIN, MAX, MED (median) and SM (sum mod 10) in one expression.",
-            View(expression=EVERY_OPERATOR, level=0, chunk=0, step=1),
+            View(expression=EVERY_OPERATOR, level=0, chunk=0, step=1, section=TREES),
         ),
         Preset(
             "chunk-crossing",
@@ -334,7 +341,13 @@ def presets() -> list[Preset]:
             f"{crossing.boundary}: chunk 0 must reduce its first half without the rest. The "
             f"bidirectional S4D layer runs over the whole input first, so those tokens "
             f"already carry context from across the cut.",
-            View(expression=crossing.expression, chunk_width=PAPER_WIDTH, level=0, chunk=0),
+            View(
+                expression=crossing.expression,
+                chunk_width=PAPER_WIDTH,
+                level=0,
+                chunk=0,
+                section=TREES,
+            ),
             extra={"span": f"{a}-{b}"},
         ),
         Preset(
@@ -344,7 +357,7 @@ def presets() -> list[Preset]:
             f"({len(schedule(n_tokens(big), PAPER_WIDTH)[0])} chunks, then one); "
             f"{depth_performed(n_tokens(big), PAPER_WIDTH)} sequential merges instead of "
             f"{n_tokens(big) - 1}.",
-            View(expression=big, chunk_width=PAPER_WIDTH, level=0, chunk=0),
+            View(expression=big, chunk_width=PAPER_WIDTH, level=0, chunk=0, section=OUTER),
         ),
     ]
 

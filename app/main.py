@@ -43,3 +43,4 @@ PAGES = [
 ]
 
 st.navigation(PAGES).run()
+teacher.scroll_if_asked()  # a lesson's section in view (app/teacher.py)

@@ -19,7 +19,7 @@ from typing import Any
 import streamlit as st
 
 from app import state
-from app.lessons import LESSON_PARAM, TEACHER_PARAM, View, lessons
+from app.lessons import LESSON_PARAM, SECTIONS, TEACHER_PARAM, View, lessons
 
 FLAG = state.TEACHER_FLAG  # session_state key: teacher mode on?
 LESSON_DONE = "teacher.lesson_checked"  # the session's first run looked at ?lesson=
@@ -117,6 +117,64 @@ def _read_teacher_param() -> None:
         st.session_state[FLAG] = False
 
 
+# A section of the page to bring into view once this run is drawn (a heading's anchor).
+SCROLL = "teacher.scroll_to"
+SCROLL_SEQ = "teacher.scroll_seq"  # makes each request's script new, so it runs again
+HEADER_PX = 70  # Streamlit's top bar covers this much of the page
+# The browser side of request_scroll: wait for the run to finish, put the heading at the top,
+# and keep it there while charts above it finish drawing (they change the page's height);
+# stop at once when the reader scrolls, clicks or types, else after STOP_MS.
+_SCROLL_JS = """<script>
+(() => {
+  const anchor = %(anchor)s, headerPx = %(header)d, stopMs = 12000, settleMs = 1500;
+  const t0 = performance.now();
+  let stableSince = null, stopped = false;
+  const stop = () => { stopped = true; };
+  for (const kind of ["wheel", "touchstart", "keydown", "mousedown"]) {
+    window.addEventListener(kind, stop, { once: true, passive: true, capture: true });
+  }
+  const tick = () => {
+    if (stopped || performance.now() - t0 > stopMs) return;
+    const el = document.getElementById(anchor);
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (el && app && app.dataset.testScriptState === "notRunning") {
+      el.style.scrollMarginTop = headerPx + "px";
+      const top = el.getBoundingClientRect().top;
+      if (Math.abs(top - headerPx) > 4) {
+        el.scrollIntoView({ block: "start" });
+        stableSince = null;
+      } else {
+        stableSince ??= performance.now();
+        if (performance.now() - stableSince > settleMs) return;
+      }
+    }
+    setTimeout(tick, 100);
+  };
+  tick();
+})();
+</script><!-- %(seq)d -->"""
+
+
+def request_scroll(anchor: str | None) -> None:
+    """Bring the heading with ``anchor`` into view after this run (see :func:`scroll_if_asked`);
+    None asks for nothing."""
+    if anchor:
+        st.session_state[SCROLL] = anchor
+
+
+def scroll_if_asked() -> None:
+    """Draw the script that scrolls to the requested section, once (call it after the page's
+    content: a page, or a fragment whose own rerun asked for it)."""
+    import json
+
+    anchor = st.session_state.pop(SCROLL, None)
+    if anchor not in SECTIONS:  # only the pages' own headings: never text from a user
+        return
+    seq = st.session_state[SCROLL_SEQ] = st.session_state.get(SCROLL_SEQ, 0) + 1
+    script = _SCROLL_JS % {"anchor": json.dumps(str(anchor)), "header": HEADER_PX, "seq": seq}
+    st.html(script, unsafe_allow_javascript=True, width=1)
+
+
 def apply_view(view: View) -> None:
     """Put the session in the state ``view`` describes: the expression and every setting (the
     model's default for those the view leaves open), and the Explorer at its level / chunk /
@@ -139,6 +197,7 @@ def apply_view(view: View) -> None:
     ss["explorer.chunk"] = view.chunk or 0
     ss["explorer.step"] = view.step or 1
     ss.pop("alignment.level", None)  # the alignment page starts at its first level
+    request_scroll(view.section)  # the lesson's subject in view, not the page's top
 
 
 def _apply_lesson_once() -> None:

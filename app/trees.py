@@ -19,6 +19,7 @@ say what it is: ``kind`` ("model" or "gold"), ``tokens`` (the token count) and `
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,69 @@ def compare_with_gold(model: nx.DiGraph, gold: nx.DiGraph) -> GoldComparison:
         missing=missing,
         crossing_spans=crossing,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Chunks: which constituents RIR can build at all
+
+
+def chunk_boundaries(levels: list[dict[str, Any]]) -> list[int]:
+    """The tokens that start a chunk of level 0 (all but the first chunk's): a boundary before
+    token ``b`` is drawn at ``x = b - 0.5``. Later levels' chunks are unions of these."""
+    return [first for first, _ in levels[0]["chunks"][1:]] if levels else []
+
+
+def reachable(span: tuple[int, int], levels: list[dict[str, Any]]) -> bool:
+    """Whether any tree RIR can build with these chunks has a node over ``span``.
+
+    Every chunk is reduced to one node before the level above sees it, so a node is either
+    inside one chunk of some level (the inner search may build any binary tree over a chunk's
+    nodes) or a whole node of a level. A span that starts or ends inside a node of a level, or
+    joins nodes of different chunks of the last level where it lines up with node edges, crosses
+    a chunk boundary: unreachable by construction, whatever the model learns.
+    """
+    a, b = span
+    for lv in levels:
+        nodes = lv["nodes"]
+        starts = {n[0]: i for i, n in enumerate(nodes)}
+        ends = {n[1]: i for i, n in enumerate(nodes)}
+        if a not in starts or b not in ends:
+            return False  # cuts a node of this level, and so of every level above
+        i, j = starts[a], ends[b]
+        if i == j:
+            return True  # a node of this level
+        chunk_starts = [c[0] for c in lv["chunks"]]
+        if bisect_right(chunk_starts, nodes[i][0]) == bisect_right(chunk_starts, nodes[j][0]):
+            return True  # nodes of one chunk: the inner search can join them
+    return False
+
+
+@dataclass
+class ChunkRecall:
+    """Gold recall split by the chunks: operators inside one chunk, which the search can
+    recover, and those across a chunk boundary, which no RIR tree can (see :func:`reachable`)."""
+
+    inside: int  # gold operators that RIR can build
+    found: int  # ... that the model tree has
+    crossing: list[tuple[int, int]] = field(default_factory=list)  # the unreachable ones
+
+    @property
+    def recall(self) -> float:
+        """Recall among the reachable operators (1.0 when there are none)."""
+        return self.found / self.inside if self.inside else 1.0
+
+
+def chunk_recall(
+    model_spans: set[tuple[int, int]],
+    gold_spans: list[list[int]] | list[tuple[int, int]],
+    levels: list[dict[str, Any]],
+) -> ChunkRecall:
+    """Recall of ``gold_spans`` by a model tree's node spans, split by :func:`reachable`."""
+    gold = [tuple(s) for s in gold_spans]
+    crossing = sorted(s for s in gold if not reachable(s, levels))
+    cut = set(crossing)
+    inside = [s for s in gold if s not in cut]
+    return ChunkRecall(len(inside), sum(s in model_spans for s in inside), crossing)
 
 
 # --------------------------------------------------------------------------------------------

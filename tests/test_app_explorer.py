@@ -9,6 +9,7 @@ from apptest_helpers import figure as _figure
 from apptest_helpers import figures as _figures
 from streamlit.testing.v1 import AppTest
 
+from app import figures as F
 from app import state
 
 APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "main.py"
@@ -268,12 +269,33 @@ def test_downloads_and_gold_comparison():
     assert sum("rir-trace-16tok-k3-w4-sample-seed0-gold.dot" in h for h in helps) == 1
     assert all(b.proto.ignore_rerun and b.proto.deferred_file_id for b in at.get("download_button"))
     metrics = _metrics(at)
-    found, gold = (int(x) for x in metrics["Gold operators recovered"].split(" / "))
-    assert gold == 3 and 0 <= found <= gold  # [MAX ...], [MIN 4 7 ], [SM 1 2 ]
-    assert metrics["Merges that respect the gold brackets"].endswith("%")
+    # Gold operators [MAX ...] (0, 16), [MIN 4 7 ] (3, 7) and [SM 1 2 ] (8, 12); chunks of
+    # W = 4 tokens: [MIN 4 7 ] crosses the boundary before token 4, the others are reachable.
+    found, inside = (int(x) for x in metrics["Found in chunks"].split(" / "))
+    assert inside == 2 and 0 <= found <= inside
+    assert metrics["Across a boundary"] == "1"
+    assert metrics["Merges in brackets"].endswith("%")
     table = _final_beams_table(at)
     best = table.loc[table["weight"].idxmax()]
-    assert round(found / gold, 3) == best["gold recall"]  # the drawn beam is the heaviest
+    assert round(found / 3, 3) == best["gold recall"]  # the drawn beam is the heaviest
+    assert f"recovers **{found} of the 2** gold operators" in _texts(at)
+    assert "the other **1** cross a chunk boundary and are unreachable" in _texts(at)
+    misses = [d.value for d in at.dataframe if "why" in d.value.columns][0]
+    why = dict(zip(misses["span"], misses["why"], strict=True))
+    assert why["[3, 7)"].startswith("crosses a chunk boundary")
+    assert all(w.startswith("inside a chunk") for s, w in why.items() if s != "[3, 7)")
+    # Both trees: the chunk boundaries, one scale; the crossing operator red on the gold tree.
+    gold, model = _figure(at, "Gold tree"), _figure(at, "Model tree (beam")
+    for fig in (gold, model):
+        assert _named(fig, "chunk boundaries")["x"][::3] == [3.5, 7.5, 11.5]
+        assert fig["layout"]["showlegend"] is True
+    assert gold["layout"]["yaxis"]["range"] == model["layout"]["yaxis"]["range"]
+    assert gold["layout"]["height"] == model["layout"]["height"]
+    inner = _named(gold, "internal nodes")
+    red = [c == F.BOUNDARY for c in inner["marker"]["color"]]
+    assert sum(red) == 1 and inner["text"][red.index(True)] == "MIN=4"
+    names = {t["name"] for t in gold["data"] if t.get("legendgroup") == "legend"}
+    assert names == {F.LEGEND_CROSSING[0], F.LEGEND_GOLD_OP[0]}
 
 
 def test_long_inputs_draw_compact_trees_and_level_summaries():
@@ -376,11 +398,11 @@ def test_the_drawn_final_beam_is_in_the_link():
     at.selectbox(key="explorer.final_beam").select(1).run()
     _ok(at)
     assert at.query_params["beam"] in ("1", ["1"])
-    assert "Beam 1:" in _figure(at, "Beam 1")["layout"]["title"]["text"]
+    assert _figure(at, "Model tree (beam 1)")
     reopened = _app(expr=CHUNKED, w="4", k="3", beam="1")
     _ok(reopened)
     assert reopened.selectbox(key="explorer.final_beam").value == 1
-    assert _figure(reopened, "Beam 1:")
+    assert _figure(reopened, "Model tree (beam 1)")
     assert not reopened.warning or all("Session State" not in w.value for w in reopened.warning)
     # A beam that does not exist falls back to the best one.
     assert _app(expr=CHUNKED, w="4", k="3", beam="9").selectbox(key="explorer.final_beam").value < 3

@@ -36,11 +36,12 @@ def _shot(page, name: str) -> None:
 
 
 def _click_outer_figure(page, token: int, level: int) -> None:
-    """Click the outer-recursion figure (the third chart) on the node over ``token``."""
+    """Click the outer-recursion figure on the node over ``token``."""
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": 4000})  # no scrolling needed
     page.wait_for_timeout(500)
-    chart = page.get_by_test_id("stPlotlyChart").nth(2).locator(".js-plotly-plot")
+    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Outer recursion")
+    chart = chart.locator(".js-plotly-plot")
     x, y = chart.evaluate(
         """(el, [token, level]) => {
             const layout = el._fullLayout, box = el.getBoundingClientRect();
@@ -189,10 +190,10 @@ def test_a_thousand_tokens_stay_usable(page, streamlit_app):
         page.get_by_text(re.compile(r"Gold tree \(from the parser\) · subtrees under"))
     ).to_be_visible()
     charts = page.get_by_test_id("stPlotlyChart")
-    outer = charts.nth(2).locator(".js-plotly-plot")
+    outer = charts.filter(has_text="Outer recursion").locator(".js-plotly-plot")
     level0 = outer.evaluate("(el) => el.data.find((t) => t.name === 'level 0').x.length")
     assert level0 == 33  # one box per chunk, not one per token
-    final = charts.nth(5).locator(".js-plotly-plot")
+    final = charts.filter(has_text="Model tree").locator(".js-plotly-plot")
     drawn = final.evaluate("(el) => el.data.find((t) => t.name === 'internal nodes').x.length")
     assert drawn <= 500
     page.get_by_role("button", name="Next step").click()
@@ -233,4 +234,37 @@ def test_autoplay_advances_on_its_own(page, streamlit_app):
     page.wait_for_timeout(3500)
     assert _merge_step(page) == stopped
     expect(page.get_by_text(re.compile(rf"Merge step {stopped} of"))).to_be_visible()
+    assert_no_exception(page)
+
+
+@pytest.mark.browser
+def test_clicking_a_chunk_scrolls_to_its_beam_search(page, streamlit_app):
+    """#18 item 9: a click on a chunk of the outer figure picks it and brings the inner
+    recursion (its beam search) to the top of the window."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, streamlit_app, f"?expr={quote_plus(LONG_EXPRESSION)}")
+    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Outer recursion")
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    plot = chart.locator(".js-plotly-plot")
+    x, y = plot.evaluate(
+        """(el) => {
+            const layout = el._fullLayout, box = el.getBoundingClientRect();
+            return [box.left + layout._size.l + layout.xaxis.l2p(75),
+                    box.top + layout._size.t + layout.yaxis.l2p(0)];
+        }"""
+    )
+    page.mouse.click(x, y)
+    wait_for_app_idle(page)
+    expect(page.get_by_text(re.compile(r"in chunk 2 of level 0"))).to_be_visible()
+    page.wait_for_function(
+        """() => {
+            const top = document.getElementById("inner-recursion").getBoundingClientRect().top;
+            return top >= 0 && top < 160;
+        }""",
+        polling=200,
+        timeout=15_000,
+    )
     assert_no_exception(page)

@@ -101,3 +101,66 @@ def test_a_guide_button_opens_the_explorer_at_its_step(page, streamlit_app):
     wait_for_app_idle(page)
     _check_view(page, step.view, "guide-beams")
     assert urlsplit(page.url).path == "/"
+
+
+def _top_in_view(page, anchor: str) -> float:
+    """Where the heading with ``anchor`` is, in px from the top of the window."""
+    return page.evaluate(f"() => document.getElementById({anchor!r}).getBoundingClientRect().top")
+
+
+def _wait_in_view(page, anchor: str, name: str) -> None:
+    """The heading ``anchor`` comes to the top of the window (under the header) and stays."""
+    try:
+        page.wait_for_function(
+            """(anchor) => {
+                const el = document.getElementById(anchor);
+                if (!el) return false;
+                const top = el.getBoundingClientRect().top;
+                return top >= 0 && top < 160;
+            }""",
+            arg=anchor,
+            polling=200,
+            timeout=20_000,
+        )
+        page.wait_for_timeout(2000)  # charts above it have drawn by now: it must stay
+        top = _top_in_view(page, anchor)
+        assert 0 <= top < 160, f"{anchor} at {top:.0f} px"
+    except Exception:
+        save_screenshot(page, f"lesson-scroll-{name}", full_page=False)
+        raise
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_lesson_links_open_on_their_section_in_teacher_mode_at_720p(page, streamlit_app):
+    """#18 item 2: at 1280x720 in teacher mode, a lesson link opens with its subject in view,
+    not at the top of a long page; the tree lesson shows both trees side by side, one screen."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    opened = 0
+    for lesson_id, view in L.lessons().items():
+        if view.page != "explorer" or view.section is None:
+            continue
+        open_app(page, streamlit_app, L.lesson_url(lesson_id, teacher=True))
+        assert_no_exception(page)
+        _wait_in_view(page, view.section, lesson_id)
+        opened += 1
+        if lesson_id == "tree":
+            charts = page.get_by_test_id("stPlotlyChart")
+            gold = charts.filter(has_text="Gold tree").first.bounding_box()
+            model = charts.filter(has_text="Model tree").first.bounding_box()
+            for box in (gold, model):  # wholly on screen
+                assert box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+            assert abs(gold["y"] - model["y"]) < 2 and gold["x"] + gold["width"] <= model["x"]
+            assert abs(gold["height"] - model["height"]) < 2  # one scale
+            save_screenshot(page, "lesson-tree-720p", full_page=False)
+        if lesson_id == "beams":
+            save_screenshot(page, "lesson-beams-720p", full_page=False)
+    assert opened >= 8
+
+
+@pytest.mark.browser
+def test_a_guide_button_opens_the_explorer_on_its_section(page, streamlit_app):
+    open_app(page, streamlit_app, "guide")
+    page.locator(f".{teacher.css_class('guide.open.beams')} button").click()
+    wait_for_app_idle(page)
+    _wait_in_view(page, "inner-recursion", "guide-button-beams")

@@ -122,6 +122,33 @@ def test_trees_do_not_recurse_and_long_inputs_hide_token_labels():
     assert list(short_fig.layout.xaxis.ticktext) == SHORT.split()
 
 
+def test_large_gold_trees_label_the_nodes_that_fit_without_overlap():
+    """#18 item 4: operator labels on a 1,000-token gold tree where they fit: the root always,
+    never two written over each other (pixel boxes at the figure's nominal size)."""
+    text = generate(Recipe(950, 1000), 1, seed=7)[0].text
+    tokens = text.split()
+    fig = F.gold_tree_figure(parse(text), tokens, min_span=None)
+    inner = _trace(fig, "internal nodes")
+    labels = [(x, y, t) for x, y, t in zip(inner.x, inner.y, inner.text, strict=True) if t]
+    assert 10 <= len(labels) < len(inner.x)  # some chains do not fit
+    root = max(range(len(inner.y)), key=inner.y.__getitem__)
+    assert inner.text[root]  # the widest node is labelled first
+    height = max(inner.y)
+    px_token = F.LABEL_PLOT_PX / len(tokens)
+    px_level = (min(520, 180 + 14 * height) - 90) / (height + 1.9)
+    boxes = [
+        (x * px_token - len(t) * F.LABEL_CHAR_PX / 2, x * px_token + len(t) * F.LABEL_CHAR_PX / 2,
+         y * px_level, y * px_level + F.LABEL_LINE_PX)
+        for x, y, t in labels
+    ]  # fmt: skip
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    # The legend is on the figure: what the colours and triangles mean.
+    names = {t.name for t in fig.data if t.legendgroup == "legend"}
+    assert {F.LEGEND_GOLD_OP[0], F.LEGEND_COLLAPSED[0]} <= names
+
+
 # -- answer, depth ----------------------------------------------------------------------------
 
 

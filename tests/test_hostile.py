@@ -208,7 +208,8 @@ def test_markdown_escaping_shows_every_character_as_written():
 
 
 def test_no_user_text_can_reach_unsafe_html():
-    """The only raw HTML the app writes is teacher mode's stylesheet, built from constants."""
+    """The only raw HTML the app writes is teacher mode's stylesheet, built from constants, and
+    the script that scrolls to a section, whose only parameter is one of the section anchors."""
     raw = []
     for path in sorted((REPO / "app").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -223,10 +224,16 @@ def test_no_user_text_can_reach_unsafe_html():
             )
             if unsafe or name.endswith(".html"):  # st.html, components.html
                 raw.append((path.relative_to(REPO).as_posix(), ast.unparse(node)))
-    assert raw == [("app/teacher.py", "st.html(f'<style>\\n{css()}</style>')")], raw
+    assert raw == [
+        ("app/teacher.py", "st.html(script, unsafe_allow_javascript=True, width=1)"),
+        ("app/teacher.py", "st.html(f'<style>\\n{css()}</style>')"),
+    ], raw
     from app import teacher
 
     assert not inspect.signature(teacher.css).parameters
+    # The one script (a lesson's section scrolled into view) names only the pages' headings.
+    assert set(teacher.SECTIONS) == {"trees", "outer-recursion", "inner-recursion",
+                                     "sequential-depth"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,3 +114,90 @@ def test_trace_json_is_strict_json():
     data = json.loads(exports.trace_json(trace))
     assert data["scores"] == [0.5, None, None]
     assert exports.file_stem(trace) == "rir-trace-3tok-k3-w30-kbest-seed4"
+
+
+def _levels(n: int, width: int) -> list[dict]:
+    """The outer levels' nodes and chunks as a trace has them (``rir_core.outer.schedule``)."""
+    from rir_core.outer import schedule
+
+    levels, nodes = [], [(i, i + 1) for i in range(n)]
+    for sizes in schedule(n, width):
+        chunks, i = [], 0
+        for size in sizes:
+            chunks.append((nodes[i][0], nodes[i + size - 1][1]))
+            i += size
+        levels.append({"nodes": nodes, "chunks": chunks})
+        nodes = chunks
+    return levels
+
+
+def test_reachable_spans_are_inside_a_chunk_or_whole_nodes_of_a_level():
+    """16 tokens, W = 4: four chunks of 4 tokens, then one chunk of those four nodes."""
+    levels = _levels(16, 4)
+    assert [lv["chunks"] for lv in levels] == [[(0, 4), (4, 8), (8, 12), (12, 16)], [(0, 16)]]
+    assert T.chunk_boundaries(levels) == [4, 8, 12]
+    assert T.reachable((1, 3), levels) and T.reachable((0, 4), levels)  # inside chunk 0
+    assert T.reachable((4, 12), levels) and T.reachable((0, 16), levels)  # whole chunks joined
+    assert not T.reachable((3, 7), levels)  # cuts the boundary before token 4
+    assert not T.reachable((4, 10), levels)  # ends inside chunk 2's node of level 1
+    assert T.reachable((5, 6), levels)  # a token
+    # One chunk (the input under 1.5 W): everything is reachable.
+    one = _levels(5, 4)
+    assert len(one) == 1 and all(
+        T.reachable((a, b), one) for a in range(5) for b in range(a + 1, 6)
+    )
+    assert T.chunk_boundaries(one) == []
+
+
+def test_brute_force_agrees_with_reachable():
+    """Every span of every tree RIR can build (any tree inside each chunk, then the chunks'
+    nodes joined by the level above) is reachable, and nothing else is."""
+    import itertools
+
+    levels = _levels(10, 3)  # chunks of 3, 3, 4 tokens, then one chunk of 3 nodes
+
+    def spans_of(nodes: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        # All contiguous runs of a chunk's nodes: what some binary tree over the chunk has.
+        return {(nodes[i][0], nodes[j][1]) for i, j in itertools.combinations_with_replacement(
+            range(len(nodes)), 2)}  # fmt: skip
+
+    buildable: set[tuple[int, int]] = set()
+    for lv in levels:
+        for a, b in lv["chunks"]:
+            buildable |= spans_of([n for n in lv["nodes"] if a <= n[0] and n[1] <= b])
+    for a in range(10):
+        for b in range(a + 1, 11):
+            assert T.reachable((a, b), levels) == ((a, b) in buildable), (a, b)
+
+
+def test_chunk_recall_splits_the_gold_operators():
+    text = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"  # [MIN 4 7 ] is tokens 3-6
+    tokens = text.split()
+    gold = sorted(T.constituents(T.gold_tree_graph(parse(text), tokens)))
+    assert gold == [(0, 16), (3, 7), (8, 12)]
+    levels = _levels(16, 4)
+    tree = [[[0, [1, 2]], [[3, 4], [5, 6]]], [[[7, 8], [9, [10, 11]]], [12, [13, [14, 15]]]]]
+    spans = T.constituents(T.binary_tree_graph(tree, tokens))
+    recall = T.chunk_recall(spans, gold, levels)
+    assert (recall.inside, recall.crossing) == (2, [(3, 7)])
+    assert recall.found == 1 and recall.recall == 0.5  # (0, 16) yes; (8, 12) is not a node
+    assert T.chunk_recall(set(), [], levels).recall == 1.0
+
+
+def test_every_node_the_model_builds_is_reachable():
+    """The definition checked on what the model computed: every node of every final beam of a
+    chunked trace (three levels at W = 5) is reachable, and the trace's levels are ours."""
+    from model_helpers import tiny_model
+
+    from rir_core.trace import tree_spans
+
+    text = generate(Recipe(60, 70), 1, seed=5)[0].text
+    trace = tiny_model().trace(text, seed=0).to_dict()
+    levels = trace["levels"]
+    assert len(levels) >= 3
+    ours = _levels(len(trace["tokens"]), 5)
+    assert [[list(c) for c in lv["chunks"]] for lv in levels] == [
+        [list(c) for c in lv["chunks"]] for lv in ours
+    ]
+    for beam in trace["final_beams"]:
+        assert all(T.reachable(s, levels) for s in tree_spans(beam["tree"]))

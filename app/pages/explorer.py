@@ -23,6 +23,7 @@ import streamlit as st
 
 from app import exports, state, teacher
 from app import figures as F
+from app import lessons as L
 from app import trees as T
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _on_outer_select() -> None:
     data = points[0].get("customdata") if points else None
     if data:
         ss[LEVEL], ss[CHUNK], ss[STEP] = int(data[0]), int(data[1]), 1
+        teacher.request_scroll(L.INNER)  # its beam search is what the click asked for
 
 
 def next_position(trace: dict, level: int, chunk: int, step: int) -> tuple[int, int, int] | None:
@@ -221,38 +223,10 @@ def collapse_width() -> int | None:
     return None if value == "auto" else int(value)
 
 
-def gold_tree(parsed: state.Parsed, tokens: list[str], trace: dict) -> None:
-    st.subheader("Gold tree")
-    st.caption(
-        "The expression's own structure, from the parser: every operator is a node above the "
-        "tokens it covers, labelled with its value. The model never sees this tree; it has to "
-        "find a binary tree of its own."
-    )
-    if len(tokens) > F.TOKEN_LABEL_LIMIT:
-        left, right = st.columns([2, 3], vertical_alignment="center")
-        left.select_slider(
-            "Collapse subtrees under (tokens)",
-            COLLAPSE_OPTIONS,
-            value="auto",
-            key=COLLAPSE,
-            help="Long inputs: a subtree narrower than this is drawn as one triangle over its "
-            "tokens (hover it for its span). 'auto' collapses just enough to draw at most "
-            f"{F.TREE_NODE_BUDGET} nodes; 1 draws every node. Zoom in with the chart's toolbar.",
-        )
-        right.caption(
-            "Token labels are in the hover (and on the axis up to "
-            f"{F.TOKEN_LABEL_LIMIT} tokens): point at a node to read its tokens."
-        )
-    teacher.plotly_chart(
-        F.gold_tree_figure(parsed.expr, tokens, collapse_width()), key="explorer.gold"
-    )
-    tree_downloads(lambda: T.gold_tree_graph(parsed.expr, tokens), "gold", trace, "gold tree")
-
-
 def tree_downloads(make_graph, key: str, trace: dict, what: str) -> None:
     """Download buttons for one tree as Graphviz DOT and as GraphML (built on click)."""
     stem = f"{exports.file_stem(trace)}-{key}"
-    a, b, _ = st.columns([1, 1, 3])
+    a, b = st.columns(2)
     a.download_button(
         "DOT (Graphviz)",
         data=lambda: T.to_dot(make_graph(), f"{what}: {trace['expression'][:80]}"),
@@ -295,7 +269,7 @@ def _memo(name: str, trace: dict, args: tuple, build):
 
 def outer_recursion(trace: dict) -> int:
     levels, tokens = trace["levels"], trace["tokens"]
-    st.subheader("Outer recursion: chunk levels")
+    st.subheader("Outer recursion: chunk levels", anchor=L.OUTER)
     st.caption(
         "Each row is one level of the outer recursion, bottom (the tokens) to top. Every box is "
         "a node over the tokens it covers; tones and red lines mark the chunks that are reduced "
@@ -346,7 +320,7 @@ def outer_recursion(trace: dict) -> int:
 
 def inner_recursion(trace: dict, level: int) -> None:
     lv, tokens = trace["levels"][level], trace["tokens"]
-    st.subheader("Inner recursion: beam search inside one chunk")
+    st.subheader("Inner recursion: beam search inside one chunk", anchor=L.INNER)
     if not lv["chunk_details"]:
         st.info("This model builds a fixed balanced tree: there is no beam search to show.")
         return
@@ -433,6 +407,7 @@ def _recursion_views(trace: dict, self_refreshing: bool) -> None:
     level = outer_recursion(trace)
     inner_recursion(trace, level)
     state.sync_query_params(view_params())
+    teacher.scroll_if_asked()  # a click on a chunk brings its beam search into view
     # Switching the toggle reruns only this fragment, which stays the kind it was: a still
     # fragment would never tick. A whole-app rerun swaps in the other kind.
     if bool(ss.get(AUTOPLAY)) != self_refreshing:
@@ -455,70 +430,148 @@ def recursion_views(trace: dict) -> None:
     (_playing_views if ss.get(AUTOPLAY) else _still_views)(trace)
 
 
+# Trees up to this many tokens are drawn side by side (gold left, model right); longer ones
+# one above the other, each the page's full width.
+SIDE_BY_SIDE_TOKENS = 60
+WHY_MISSED = {
+    True: "crosses a chunk boundary: no RIR tree can hold it",
+    False: "inside a chunk: the search merged otherwise",
+}
+
+
+def _chunk_facts(trace: dict) -> tuple[list[int], set[tuple[int, int]]]:
+    """The level-0 chunk boundaries and the gold spans that cross one (per trace, memoised)."""
+    levels = trace["levels"]
+
+    def build(levels, gold):
+        return T.chunk_boundaries(levels), set(T.chunk_recall(set(), gold, levels).crossing)
+
+    return _memo("chunks", trace, (levels, trace["gold_spans"]), build)
+
+
 @st.fragment
-def final_beams(trace: dict, parsed: state.Parsed) -> None:
-    st.subheader("Final beams")
+def trees(trace: dict, parsed: state.Parsed) -> None:
+    """The gold tree and a final beam's tree on one screen, same token axis and scale, chunk
+    boundaries on both; the beam's gold recall split into inside a chunk and across one."""
+    tokens, beams = trace["tokens"], trace["final_beams"]
+    st.subheader("Trees: the expression's and the model's", anchor=L.TREES)
+    boundaries, crossing = _chunk_facts(trace)
     st.caption(
-        "The K complete binary trees the search ends with. The root vector the classifier "
-        "reads is their weighted mix (weight = softmax of the scores). Green nodes match a "
-        "constituent of the gold tree; gold recall is the share of gold operators recovered."
+        "**Gold tree**: the expression's own structure from the parser, every operator a node "
+        "above its tokens labelled with its value; the model never sees it. **Model tree**: "
+        "one of the K complete binary trees the search ends with (the root the classifier "
+        "reads is their weighted mix); green nodes match a gold operator."
+        + (
+            " Dotted red lines are chunk boundaries: every chunk is reduced to one node before "
+            "the next level sees it, so an operator that crosses a boundary (red in the gold "
+            "tree) is in no tree RIR can build, whatever the model learned."
+            if boundaries
+            else ""
+        )
     )
-    beams = trace["final_beams"]
-    st.dataframe(F.final_beams_table(beams), hide_index=True)
     valid = [k for k, b in enumerate(beams) if b["valid"]] or [0]
     best = max(valid, key=lambda k: beams[k]["weight"])
     if ss.get(FINAL_BEAM) not in valid:  # none yet, or from a link, or K got smaller
         ss[FINAL_BEAM] = best
-    k = st.selectbox(
-        "Beam to draw",
+    pick, collapse = st.columns(2, vertical_alignment="bottom")
+    k = pick.selectbox(
+        "Model tree: final beam",
         valid,
         key=FINAL_BEAM,
-        format_func=lambda k: f"beam {k}",
+        format_func=lambda k: f"beam {k}" + (" (the heaviest)" if k == best else ""),
+        help="The beams' weights and recall are in the table 'All final beams' below.",
     )
+    if len(tokens) > F.TOKEN_LABEL_LIMIT:
+        collapse.select_slider(
+            "Collapse subtrees under (tokens)",
+            COLLAPSE_OPTIONS,
+            value="auto",
+            key=COLLAPSE,
+            help="Long inputs: a subtree narrower than this is drawn as one triangle over its "
+            "tokens (hover it for its span). 'auto' collapses just enough to draw at most "
+            f"{F.TREE_NODE_BUDGET} nodes; 1 draws every node. Zoom in with the chart's toolbar.",
+        )
     b = beams[k]
-    tokens = trace["tokens"]
-    teacher.plotly_chart(
-        F.beam_tree_figure(
-            b["tree"],
-            tokens,
-            trace["gold_spans"],
-            b["score"],
-            f"Beam {k}: weight {b['weight']:.3f}, gold recall {b['gold_recall']:.2f}",
-            collapse_width(),
-            b.get("built"),
-        ),
-        key="explorer.final_tree",
-    )
     graph = T.binary_tree_graph(b["tree"], tokens, trace["gold_spans"], name=f"beam{k}")
+    recall = T.chunk_recall(T.constituents(graph), trace["gold_spans"], trace["levels"])
+    y_max = max(F.gold_height(parsed.expr), F.tree_height(b["tree"]))
+    gold_fig = F.gold_tree_figure(
+        parsed.expr, tokens, collapse_width(), boundaries, crossing, y_max
+    )
+    title = f"Model tree (beam {k})"
+    beam_fig = F.beam_tree_figure(
+        b["tree"],
+        tokens,
+        trace["gold_spans"],
+        b["score"],
+        title,
+        collapse_width(),
+        b.get("built"),
+        boundaries,
+        y_max,
+    )
+    if len(tokens) <= SIDE_BY_SIDE_TOKENS:
+        left, right = st.columns(2)
+    else:
+        left = right = st.container()
+    teacher.plotly_chart(gold_fig, key="explorer.gold", container=left)
+    teacher.plotly_chart(beam_fig, key="explorer.final_tree", container=right)
     cmp = T.compare_with_gold(graph, T.gold_tree_graph(parsed.expr, tokens))
-    a, c, d = st.columns(3)
+    st.markdown(
+        f"Beam {k} recovers **{recall.found} of the {recall.inside}** gold operators that lie "
+        "inside a chunk"
+        + (
+            f"; the other **{len(recall.crossing)}** cross a chunk boundary and are "
+            "unreachable by construction."
+            if recall.crossing
+            else " (no operator crosses a chunk boundary here)."
+        )
+    )
+    a, c, d, e = st.columns(4)
     a.metric(
-        "Gold operators recovered",
-        f"{cmp.found} / {cmp.gold}",
-        help="Operators whose whole span [OP ... ] is one node of this tree.",
+        "Found in chunks",
+        f"{recall.found} / {recall.inside}",
+        help="Gold operators inside one chunk whose whole span [OP ... ] is a node of this tree.",
     )
     c.metric(
-        "Merges that respect the gold brackets",
+        "Across a boundary",
+        len(recall.crossing),
+        help="Gold operators that cross a chunk boundary: no tree RIR builds with these chunks "
+        "can have them (each chunk becomes one node first).",
+    )
+    d.metric(
+        "Merges in brackets",
         f"{cmp.respects:.0%}",
         help="A merge that joins tokens inside an operator with tokens outside it crosses a "
         "gold bracket; the others respect the expression's structure.",
     )
-    d.metric("Tree height", max(graph.nodes[0]["height"], 0), help="Longest root-to-token path.")
+    e.metric("Tree height", max(graph.nodes[0]["height"], 0), help="Longest root-to-token path.")
     if cmp.missing:
+        cut = set(recall.crossing)
         with st.expander(f"Gold operators this beam misses ({len(cmp.missing)})"):
             st.dataframe(
                 [
-                    {"span": f"[{a}, {z})", "tokens": F.span_text(tokens, (a, z))}
+                    {
+                        "span": f"[{a}, {z})",
+                        "why": WHY_MISSED[(a, z) in cut],
+                        "tokens": F.span_text(tokens, (a, z)),
+                    }
                     for a, z in cmp.missing[:200]
                 ],
                 hide_index=True,
             )
-    tree_downloads(lambda: graph, f"beam{k}", trace, f"beam {k}")
+    with st.expander(f"All {len(beams)} final beams"):
+        st.dataframe(F.final_beams_table(beams), hide_index=True)
+    gold_dl, beam_dl = st.columns(2)
+    with gold_dl:
+        tree_downloads(lambda: T.gold_tree_graph(parsed.expr, tokens), "gold", trace, "gold tree")
+    with beam_dl:
+        tree_downloads(lambda: graph, f"beam{k}", trace, f"beam {k}")
     state.sync_query_params(view_params())
 
 
 def depth(trace: dict) -> None:
-    st.subheader("Sequential depth")
+    st.subheader("Sequential depth", anchor=L.DEPTH)
     d = trace["depth"]
     cols = st.columns(4)
     cols[0].metric("Measured", d["performed"], help="Merge steps run one after the other.")
@@ -583,9 +636,8 @@ def render() -> None:
         st.error(F.md_escape(f"The model failed on this input ({type(exc).__name__}: {exc})."))
         return
     answer(trace, loaded)
-    gold_tree(parsed, trace["tokens"], trace)
+    trees(trace, parsed)
     recursion_views(trace)
-    final_beams(trace, parsed)
     depth(trace)
     downloads(trace)
 
