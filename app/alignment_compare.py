@@ -15,6 +15,7 @@ equal beams every p is about 0.14.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,14 @@ from app.alignment_lab import (
     duplicate_slots,
     fmt_delta,
 )
-from app.figures import CHOSEN, FONT, NEUTRAL, _base_layout
+from app.figures import CHOSEN, NEUTRAL, _base_layout
 
 # Ranks 0 (the chunk's best) .. K-1: dark to light, so the best beams read as "solid".
 RANK_SCALE = [[0.0, "#08306b"], [0.35, "#2f6f9f"], [0.7, "#9ecae1"], [1.0, "#f2f7fb"]]
 CELL_TEXT_MAX_CHUNKS = 40  # beam numbers are written in the cells up to this many chunks
-ROW_PX, PANEL_PAD_PX = 20, 64  # a slot row's height and a panel's title and gap
+GRID_MAX_CHUNKS = 16  # up to this many chunks the panels sit 2 x 2 (one screen), else stacked
+ROW_PX = 20  # a slot row's height (px)
+PANEL_GAP_PX = 64  # between two panels: the upper one's chunk numbers, the lower one's title
 
 
 @dataclass
@@ -109,7 +112,8 @@ def verdict(trace: dict[str, Any]) -> str:
 
 
 def strategies_figure(traces: dict[str, dict[str, Any]], level: int, current: str) -> go.Figure:
-    """Small multiples, one panel per strategy (top to bottom in ``traces`` order): the slots
+    """Small multiples, one panel per strategy (2 x 2 up to ``GRID_MAX_CHUNKS`` chunks, else
+    stacked; in ``traces`` order): the slots
     (rows) of the alignment after ``level`` against the chunks (columns); a cell's colour is the
     RANK within its chunk of the beam the slot took (0, dark, = the chunk's best), its text the
     beam number. Row labels give each slot's score relative to slot 0 and duplicates; panel
@@ -126,10 +130,19 @@ def strategies_figure(traces: dict[str, dict[str, Any]], level: int, current: st
         titles.append(f"<b>{title}</b>" if s == current else title)
     first = traces[names[0]]["levels"][level]["alignment"]
     k, n_chunks = len(first["slots"]), len(first["chunk_scores"])
+    cols = 2 if n_chunks <= GRID_MAX_CHUNKS and len(names) > 1 else 1
+    rows = math.ceil(len(names) / cols)
+    plot_px = rows * k * ROW_PX + (rows - 1) * PANEL_GAP_PX  # the panels and the gaps between
     fig = make_subplots(
-        rows=len(names), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.07
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        vertical_spacing=PANEL_GAP_PX / plot_px,
+        horizontal_spacing=0.17,  # room for the right panels' slot labels
     )
-    for row, s in enumerate(names, start=1):
+    text_in_cells = n_chunks <= CELL_TEXT_MAX_CHUNKS
+    for i, s in enumerate(names):
+        row, col = i // cols + 1, i % cols + 1
         al = traces[s]["levels"][level]["alignment"]
         ranks, gaps = chunk_ranks(al), chunk_gaps(al)
         infos = slot_infos(al)
@@ -162,19 +175,19 @@ def strategies_figure(traces: dict[str, dict[str, Any]], level: int, current: st
                 z=z,
                 x=list(range(n_chunks)),
                 y=labels,
-                text=text if n_chunks <= CELL_TEXT_MAX_CHUNKS else None,
-                texttemplate="%{text}" if n_chunks <= CELL_TEXT_MAX_CHUNKS else None,
+                text=text if text_in_cells else None,
+                texttemplate="%{text}" if text_in_cells else None,
                 textfont={"size": 10},
                 hovertext=hover,
                 hoverinfo="text",
                 zmin=0,
                 zmax=max(k - 1, 1),
                 colorscale=RANK_SCALE,
-                showscale=row == 1,
+                showscale=i == 0,
                 colorbar={
                     "title": {"text": "rank of the<br>picked beam<br>(0 = chunk's best)"},
                     "thickness": 10,
-                    "len": 0.3,
+                    "len": min(1.0, 200 / plot_px),
                     "y": 1.0,
                     "yanchor": "top",
                     "dtick": 1,
@@ -184,23 +197,30 @@ def strategies_figure(traces: dict[str, dict[str, Any]], level: int, current: st
                 name=f"picks {s}",
             ),
             row=row,
-            col=1,
+            col=col,
         )
-        fig.update_yaxes(autorange="reversed", tickfont={"size": 10}, row=row, col=1)
-        if s == current:
-            axis = fig.get_subplot(row, 1)
+        fig.update_yaxes(autorange="reversed", tickfont={"size": 10}, row=row, col=col)
+        fig.update_xaxes(
+            title_text="chunk" if row == rows else None,
+            dtick=1 if n_chunks <= CELL_TEXT_MAX_CHUNKS else 5,
+            showgrid=False,
+            row=row,
+            col=col,
+        )
+        if s == current:  # frame the panel (its plot area, below its title)
+            axis = fig.get_subplot(row, col)
             fig.add_shape(
                 type="rect",
                 xref="paper",
                 yref="paper",
-                x0=-0.005,
-                x1=1.005,
-                y0=axis.yaxis.domain[0] - 0.01,
-                y1=axis.yaxis.domain[1] + 0.01,
+                x0=axis.xaxis.domain[0] - 0.004,
+                x1=axis.xaxis.domain[1] + 0.004,
+                y0=axis.yaxis.domain[0] - 0.004,
+                y1=axis.yaxis.domain[1] + 0.004,
                 line={"color": CHOSEN, "width": 3},
                 fillcolor="rgba(0,0,0,0)",
             )
-    height = len(names) * (k * ROW_PX + PANEL_PAD_PX) + 60
+    height = plot_px + 110  # the figure's title and the first panel's title; the axis title
     _base_layout(
         fig,
         f"The four strategies after level {level}: which beam every slot took "
@@ -208,9 +228,7 @@ def strategies_figure(traces: dict[str, dict[str, Any]], level: int, current: st
         height=height,
     )
     fig.update_layout(margin={"l": 10, "r": 10, "t": 70, "b": 40})
-    fig.update_annotations(font={"size": 12, "family": FONT})
-    fig.update_xaxes(dtick=1 if n_chunks <= 40 else 5, showgrid=False)
-    fig.update_xaxes(title_text="chunk", row=len(names), col=1)
+    fig.update_annotations(font={"size": 13})
     return fig
 
 
@@ -301,8 +319,7 @@ def diff_figure(a: dict[str, Any], b: dict[str, Any]) -> go.Figure:
         )
     _base_layout(
         fig,
-        f"Final beam weights: A = {sa} ({verdict(a)}), B = {sb} ({verdict(b)}); "
-        "hatched: another tree than A's",
+        f"Final beam weights: A = {sa}, B = {sb} (hatched: B's beam is another tree than A's)",
         height=280,
     )
     fig.update_layout(barmode="group", showlegend=True, legend={"orientation": "h", "y": -0.3})

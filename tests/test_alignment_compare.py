@@ -120,6 +120,10 @@ def test_four_panels_with_answers_and_the_sidebar_framed(traces):
         assert f"predicts {tr['prediction']} " in title and f"truth {tr['ground_truth']}" in title
         assert ("(sidebar)" in title) == (s == "kbest")
     assert len(fig.layout.shapes) == 1  # the frame around the sidebar's panel
+    kbest = fig.get_subplot(2, 2)  # 4 chunks: the panels sit 2 x 2, kbest bottom right
+    frame = fig.layout.shapes[0]
+    assert frame.x0 < kbest.xaxis.domain[0] < kbest.xaxis.domain[1] < frame.x1
+    assert frame.y0 < kbest.yaxis.domain[0] < kbest.yaxis.domain[1] < frame.y1
     for s, t in zip(A.STRATEGIES, heat, strict=True):
         al = traces[s]["levels"][0]["alignment"]
         ranks = A.chunk_ranks(al)
@@ -136,7 +140,8 @@ def test_34_chunks_stay_readable():
     fig = C.strategies_figure({s: trace for s in A.STRATEGIES}, 0, "sample")
     heat = fig.data[0]
     assert len(heat.z[0]) == 34 and heat.texttemplate == "%{text}"  # every beam number written
-    assert fig.layout.height <= 4 * (7 * C.ROW_PX + C.PANEL_PAD_PX) + 60
+    # 34 chunks: the panels are stacked, each as wide as the figure (a column ~30 px at 1280)
+    assert [fig.get_subplot(r, 1).xaxis.domain for r in range(1, 5)] == [(0.0, 1.0)] * 4
     data = A.picture_data(trace, 0)
     for colour in ("rank", "gap", "p"):
         pic = A.alignment_figure(data, "sample", (0, 16), colour)

@@ -21,9 +21,14 @@ def _choose(page, label: str, option: str) -> None:
     wait_for_app_idle(page)
 
 
-def _plot_traces(page, index: int) -> list[str]:
-    """The trace names of the ``index``-th plotly chart on the page, read from the browser."""
-    chart = page.get_by_test_id("stPlotlyChart").nth(index).locator(".js-plotly-plot")
+def _plot_traces(page, title: str) -> list[str]:
+    """The trace names of the plotly chart whose title contains ``title``, read from the
+    browser."""
+    chart = (
+        page.get_by_test_id("stPlotlyChart")
+        .filter(has=page.locator(".gtitle", has_text=re.compile(re.escape(title))))
+        .first.locator(".js-plotly-plot")
+    )
     return chart.evaluate("(el) => el.data.map((t) => t.name)")
 
 
@@ -36,7 +41,13 @@ def test_switching_strategies_updates_the_comparison(page, streamlit_app):
     metrics = page.get_by_test_id("stMetric")
     expect(metrics.filter(has_text="sample ◀ sidebar")).to_have_count(1)
     expect(page.get_by_text(re.compile(r"After level 0 \(sample\)"))).to_be_visible()
-    assert {"chunk beams", "slots", "slot 0"} <= set(_plot_traces(page, 0))
+    assert {"chunk beams", "slots", "slot 0"} <= set(_plot_traces(page, "After level 0"))
+    assert _plot_traces(page, "The four strategies") == [
+        "picks sample",
+        "picks rank",
+        "picks random",
+        "picks kbest",
+    ]
     _shot(page, "alignment-sample")
 
     _choose(page, "Beam alignment", "kbest")
