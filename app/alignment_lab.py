@@ -702,19 +702,34 @@ class DatasetRun:
     predictions: dict[str, list[int]]  # strategy -> one per example
     seconds: float = 0.0
 
-    def accuracy_table(self, bucket: int) -> pd.DataFrame:
-        """Accuracy (%) per length bucket (rows) and strategy (columns), plus "all"."""
+    def bucket_stats(self, bucket: int) -> list[dict[str, Any]]:
+        """Per length bucket (and "all", last): ``tokens`` (its label), ``n`` and, per
+        strategy, ``hits`` (correct predictions)."""
         rows = []
         keys = sorted({n // bucket for n in self.lengths})
         for key in [*keys, None]:
             idx = [i for i, n in enumerate(self.lengths) if key is None or n // bucket == key]
-            row: dict[str, Any] = {
-                "tokens": "all" if key is None else f"{key * bucket}-{key * bucket + bucket - 1}",
-                "n": len(idx),
-            }
-            for strategy, preds in self.predictions.items():
-                hits = sum(preds[i] == self.labels[i] for i in idx)
-                row[strategy] = round(100 * hits / len(idx), 1) if idx else None
+            rows.append(
+                {
+                    "tokens": "all"
+                    if key is None
+                    else f"{key * bucket}-{key * bucket + bucket - 1}",
+                    "n": len(idx),
+                    "hits": {
+                        s: sum(preds[i] == self.labels[i] for i in idx)
+                        for s, preds in self.predictions.items()
+                    },
+                }
+            )
+        return rows
+
+    def accuracy_table(self, bucket: int) -> pd.DataFrame:
+        """Accuracy (%) per length bucket (rows) and strategy (columns), plus "all"."""
+        rows = []
+        for st in self.bucket_stats(bucket):
+            row: dict[str, Any] = {"tokens": st["tokens"], "n": st["n"]}
+            for strategy, hits in st["hits"].items():
+                row[strategy] = round(100 * hits / st["n"], 1) if st["n"] else None
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -726,6 +741,25 @@ class DatasetRun:
             if any(p[i] != self.labels[i] for p in self.predictions.values())
         ]
         return sorted(bad, key=lambda i: self.lengths[i])
+
+    def disagreements(self) -> list[int]:
+        """Examples on which the strategies do not all predict the same value (shortest
+        first)."""
+        differ = [
+            i for i in range(len(self.texts)) if len({p[i] for p in self.predictions.values()}) > 1
+        ]
+        return sorted(differ, key=lambda i: self.lengths[i])
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``hits / n`` (95% for z = 1.96), in percent:
+    unlike ``p ± z·sqrt(p(1-p)/n)`` it stays inside 0-100 and is honest for n = 1."""
+    if n == 0:
+        return 0.0, 100.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
 def run_dataset(
@@ -781,27 +815,68 @@ def run_dataset(
     yield total, total, run
 
 
-def accuracy_figure(table: pd.DataFrame, strategies: Sequence[str]) -> go.Figure:
-    """Accuracy per length bucket, one line per strategy (traces ``accuracy <strategy>``)."""
-    rows = table[table["tokens"] != "all"]
+STRATEGY_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+OFFSET = 0.12  # the strategies' points sit side by side within a bucket, never on top
+
+
+def accuracy_figure(stats: list[dict[str, Any]], strategies: Sequence[str]) -> go.Figure:
+    """Accuracy per length bucket, one series per strategy (traces ``accuracy <strategy>``)
+    from :meth:`DatasetRun.bucket_stats`: each point offset sideways within its bucket and
+    drawn with its own marker, so equal accuracies never hide each other; error bars are the
+    95% Wilson interval; the bucket's expression count is under its label."""
+    rows = [r for r in stats if r["tokens"] != "all"]
     colors = dict(zip(STRATEGIES, (CHOSEN, PRIMARY, NEUTRAL, GOLD), strict=True))
     fig = go.Figure()
-    for s in strategies:
+    middle = (len(strategies) - 1) / 2
+    for j, s in enumerate(strategies):
+        acc, lo, hi, text = [], [], [], []
+        for r in rows:
+            hits, n = r["hits"][s], r["n"]
+            a = 100 * hits / n
+            low, high = wilson_interval(hits, n)
+            acc.append(a)
+            lo.append(a - low)
+            hi.append(high - a)
+            text.append(
+                f"{s}, {r['tokens']} tokens: {a:.1f}% ({hits} of {n}), "
+                f"95% interval {low:.0f}-{high:.0f}%"
+            )
         fig.add_trace(
             go.Scatter(
-                x=list(rows["tokens"]),
-                y=list(rows[s]),
+                x=[i + (j - middle) * OFFSET for i in range(len(rows))],
+                y=acc,
                 mode="lines+markers",
                 name=f"accuracy {s}",
-                line={"color": colors.get(s, PRIMARY)},
-                customdata=list(rows["n"]),
-                hovertemplate=f"{s}: %{{y:.1f}}% of %{{customdata}} expressions of "
-                "%{x} tokens<extra></extra>",
+                line={"color": colors.get(s, PRIMARY), "width": 1, "dash": "dot"},
+                marker={
+                    "symbol": STRATEGY_SYMBOLS[j % len(STRATEGY_SYMBOLS)],
+                    "size": 9,
+                    "color": colors.get(s, PRIMARY),
+                    "line": {"color": "black", "width": 0.5},
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": hi,
+                    "arrayminus": lo,
+                    "thickness": 1,
+                    "width": 3,
+                },  # fmt: skip
+                hovertext=text,
+                hoverinfo="text",
             )
         )
     fig.add_hline(y=10, line={"color": NEUTRAL, "dash": "dot"}, annotation_text="chance (10%)")
-    _base_layout(fig, "Accuracy per length bucket and strategy", height=300)
+    _base_layout(
+        fig, "Accuracy per length bucket and strategy (bars: 95% Wilson interval)", height=320
+    )
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.35})
-    fig.update_xaxes(title_text="tokens", type="category")
+    fig.update_xaxes(
+        title_text="tokens (expressions in the bucket)",
+        tickmode="array",
+        tickvals=list(range(len(rows))),
+        ticktext=[f"{r['tokens']}<br>n = {r['n']}" for r in rows],
+        range=[-0.5, len(rows) - 0.5],
+    )
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 100])
     return fig

@@ -244,8 +244,34 @@ def test_run_dataset_reports_progress_and_accuracy(model):
     assert sum(table[table["tokens"] != "all"]["n"]) == 12
     fails = run.failures()
     assert all(any(run.predictions[s][i] != run.labels[i] for s in A.STRATEGIES) for i in fails)
-    fig = A.accuracy_figure(table, A.STRATEGIES)
+    stats = run.bucket_stats(10)
+    assert [r["n"] for r in stats] == list(table["n"])
+    fig = A.accuracy_figure(stats, A.STRATEGIES)
     assert [t.name for t in fig.data] == [f"accuracy {s}" for s in A.STRATEGIES]
+    buckets = [r for r in stats if r["tokens"] != "all"]
+    for s, t in zip(A.STRATEGIES, fig.data, strict=True):
+        assert list(t.y) == [100 * r["hits"][s] / r["n"] for r in buckets]
+        lo = [A.wilson_interval(r["hits"][s], r["n"])[0] for r in buckets]
+        assert [y - m for y, m in zip(t.y, t.error_y.arrayminus, strict=True)] == pytest.approx(lo)
+    # no two strategies share a point: the offsets keep equal accuracies apart
+    points = {(x, s) for t, s in zip(fig.data, A.STRATEGIES, strict=True) for x in t.x}
+    assert len({x for x, _ in points}) == len(points)
+    assert list(fig.layout.xaxis.ticktext) == [f"{r['tokens']}<br>n = {r['n']}" for r in buckets]
+    differ = run.disagreements()
+    assert differ == sorted(
+        (i for i in range(12) if len({run.predictions[s][i] for s in A.STRATEGIES}) > 1),
+        key=lambda i: run.lengths[i],
+    )
+
+
+def test_wilson_interval():
+    assert A.wilson_interval(0, 0) == (0.0, 100.0)
+    lo, hi = A.wilson_interval(1, 1)  # one right out of one: far from certain
+    assert lo == pytest.approx(20.65, abs=0.01) and hi == pytest.approx(100.0)
+    lo, hi = A.wilson_interval(50, 100)
+    assert (lo, hi) == (pytest.approx(40.38, abs=0.01), pytest.approx(59.62, abs=0.01))
+    lo, hi = A.wilson_interval(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(27.75, abs=0.01)
 
 
 def test_seed_distribution_figure_counts():

@@ -145,3 +145,31 @@ def test_counterfactual_refuses_a_beam_the_chunk_does_not_have():
     assert [e.value for e in at.error] == [
         "Chunk 1 has no valid beam 2 (it has fewer than K beams)."
     ]
+
+
+def test_dataset_mode_counts_disagreements_and_links_each():
+    from urllib.parse import parse_qs, urlparse
+
+    from rir_core.generate import Recipe, generate
+
+    at = _page(expr=CHUNKED, w="4", k="3")
+    at.slider(key="alignment.window").set_value((30, 60)).run()
+    at.number_input(key="alignment.size").set_value(20).run()
+    at.button(key="alignment.run_dataset").click().run()
+    _ok(at)
+    texts = [ex.text for ex in generate(Recipe(30, 60), 20, seed=0)]
+    model = state._random_model(small=True).model
+    preds = {
+        s: model.predict(texts, seed=0, beam_size=3, chunk_width=4, alignment=s) for s in STRATEGIES
+    }
+    differ = [i for i in range(20) if len({preds[s][i] for s in STRATEGIES}) > 1]
+    assert differ, "the tiny model's strategies agree on all 20: pick another window"
+    assert any(
+        f"Expressions where the strategies disagree: {len(differ)}** of 20" in m.value
+        for m in at.markdown
+    )
+    table = [d.value for d in at.dataframe if "open" in d.value.columns][0]
+    assert sorted(table["expression"]) == sorted(texts[i] for i in differ)
+    for _, row in table.iterrows():
+        assert len({row[s] for s in STRATEGIES}) > 1
+        assert parse_qs(urlparse(row["open"]).query)["expr"] == [row["expression"]]

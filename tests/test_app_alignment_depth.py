@@ -130,7 +130,9 @@ def test_dataset_mode_table_chart_and_links_to_failures():
     assert overall["n"] == 12 and 0 <= overall["sample"] <= 100
     chart = _figure(at, "Accuracy per length bucket")
     assert len(chart["data"]) == 4
-    failing = _table(at, "open")
+    assert all("error_y" in t for t in chart["data"])  # the 95% intervals
+    assert any("strategies disagree:" in m.value for m in at.markdown)
+    failing = [d.value for d in at.dataframe if "open" in d.value.columns][-1]
     assert len(failing) >= 1  # a random model gets most of them wrong
     link = urlparse(failing["open"].iloc[0])
     query = parse_qs(link.query)

@@ -470,7 +470,34 @@ def dataset_mode(loaded: state.LoadedModel, settings: state.Settings) -> None:
             f"{run.seconds:.1f} s for all four strategies."
         )
     with right:
-        teacher.plotly_chart(A.accuracy_figure(table, A.STRATEGIES), key=KEY + "accuracy")
+        teacher.plotly_chart(
+            A.accuracy_figure(run.bucket_stats(int(bucket)), A.STRATEGIES), key=KEY + "accuracy"
+        )
+    differ = run.disagreements()
+    st.markdown(f"**Expressions where the strategies disagree: {len(differ)}** of {len(run.texts)}")
+    if differ:
+        st.dataframe(
+            [
+                {
+                    "tokens": run.lengths[i],
+                    "truth": run.labels[i],
+                    **{s: run.predictions[s][i] for s in A.STRATEGIES},
+                    "open": explorer_link(run.texts[i], settings, settings.alignment),
+                    "expression": run.texts[i],
+                }
+                for i in differ[:FAILURES_SHOWN]
+            ],
+            hide_index=True,
+            column_config={
+                "open": st.column_config.LinkColumn(
+                    "open",
+                    display_text="Explorer ↗",
+                    help="Opens it in the Explorer with the sidebar's strategy (new tab); "
+                    "switch the strategy there to see the answers change.",
+                )
+            },
+            key=KEY + "disagreements",
+        )
     failing = run.failures()
     st.markdown(f"**Expressions some strategy gets wrong: {len(failing)}**")
     if not failing:
