@@ -211,6 +211,31 @@ def encode_examples(
     return ids, mask, labels
 
 
+def mixed_bucket_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random, batches_per_bucket: int = 5
+) -> list[list[int]]:
+    """The authors' batching (SPEC 7.1): shuffle, take buckets of ``batches_per_bucket`` x
+    ``batch_size`` rows, sort each bucket by length (ties at random), cut it into batches and
+    shuffle the batch order. A batch mixes the lengths of one fifth of a random bucket, so with
+    the batch chunk rule its shorter rows are chunked beside its longest (short tails).
+
+    The result depends only on the lengths and the generator's state.
+    """
+    if batch_size <= 0 or batches_per_bucket <= 0:
+        raise ValueError("batch_size and batches_per_bucket must be positive")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    span = batch_size * batches_per_bucket
+    batches: list[list[int]] = []
+    for start in range(0, len(order), span):
+        bucket = order[start : start + span]
+        ties = {i: rng.random() for i in bucket}
+        bucket.sort(key=lambda i: (lengths[i], ties[i]))
+        batches += [bucket[i : i + batch_size] for i in range(0, len(bucket), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def bucket_batches(
     lengths: Sequence[int],
     batch_size: int,

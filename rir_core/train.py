@@ -695,7 +695,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="global batch size")
     t.add_argument("--lr", type=float)
     t.add_argument("--weight-decay", type=float)
-    t.add_argument("--optimizer", choices=["ranger", "adamw"])
+    t.add_argument(
+        "--optimizer",
+        choices=["ranger", "ranger_authors", "adamw"],
+        help="ranger: the library's defaults (the shipped model's); ranger_authors: the "
+        "authors' settings (SPEC 7.1); adamw",
+    )
     t.add_argument("--clip", type=float, help="max gradient norm (0: off)")
     t.add_argument("--patience", type=int, help="early stopping patience (evaluations)")
     t.add_argument("--eval-every", type=int, help="steps between dev evaluations (0: epochs)")
@@ -713,6 +718,11 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["dev", "groups"],
         help="model selection and LR schedule on the dev accuracy (dev, the paper's) or on the "
         "mean over the unchunked, chunked and long dev groups (groups)",
+    )
+    t.add_argument(
+        "--batching",
+        choices=["sorted", "buckets"],
+        help="batches of similar length (sorted) or the authors' mixed 640-row buckets",
     )
     t.add_argument(
         "--chunk-rule",
@@ -771,6 +781,7 @@ _TRAIN_FLAGS = (
     "select_on",
     "probe_every",
     "chunk_rule",
+    "batching",
 )
 _DATA_FLAGS = (
     "train_n",

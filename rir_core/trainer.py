@@ -55,10 +55,11 @@ from torch import nn
 
 from rir_core.checkpoint import CheckpointError, save_checkpoint
 from rir_core.config import ConfigError
-from rir_core.data import Example, bucket_batches, encode_examples
+from rir_core.data import Example, bucket_batches, encode_examples, mixed_bucket_batches
 from rir_core.evaluate import evaluate_examples
 
-OPTIMIZERS = ("ranger", "adamw")
+OPTIMIZERS = ("ranger", "ranger_authors", "adamw")
+BATCHING = ("sorted", "buckets")
 SELECT_ON = ("dev", "groups")
 CHUNK_RULES = ("example", "batch")
 STATE_VERSION = 1
@@ -119,6 +120,9 @@ class TrainConfig:
     # How a training batch is chunked: "example" (each row by its own length, SPEC 3) or
     # "batch" (by the batch's longest row, as the authors' code does, SPEC 7.1: short tails).
     chunk_rule: str = "example"
+    # "sorted": batches of similar length from one global sort; "buckets": the authors' 640-row
+    # buckets sorted and cut into 5 batches (SPEC 7.1), so batches mix lengths.
+    batching: str = "sorted"
     probe_every: int = 1  # evaluations between runs of the length probe (when one is given)
 
     def __post_init__(self) -> None:
@@ -134,6 +138,10 @@ class TrainConfig:
                 f"select_on must be one of {', '.join(SELECT_ON)}, not {self.select_on!r}."
             )
         _check_int("probe_every", self.probe_every, 1)
+        if self.batching not in BATCHING:
+            raise ConfigError(
+                f"batching must be one of {', '.join(BATCHING)}, not {self.batching!r}."
+            )
         if self.chunk_rule not in CHUNK_RULES:
             raise ConfigError(
                 f"chunk_rule must be one of {', '.join(CHUNK_RULES)}, not {self.chunk_rule!r}."
@@ -217,14 +225,37 @@ def _check_int(name: str, value: Any, lo: int) -> None:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Ranger (RAdam + Lookahead, from ``pytorch_optimizer``; SPEC 7) or AdamW.
 
-    Ranger keeps its Lookahead slow weights in ``optimizer.state`` (``slow_buffer``), so its
-    ``state_dict`` round-trips for exact resume (tested).
+    ``ranger``: the library's defaults (beta1 0.95, eps 1e-5, Lookahead k 6 / alpha 0.5,
+    gradient centralization on), as the shipped model was trained. ``ranger_authors``: the
+    authors' settings (SPEC 7.1): betas (0.9, 0.999), eps 1e-8, Lookahead k 5 / alpha 0.8, no
+    gradient centralization, and the S4D kernel's parameters in their own group at
+    lr min(1e-3, lr). Ranger keeps its Lookahead slow weights in ``optimizer.state``
+    (``slow_buffer``), so its ``state_dict`` round-trips for exact resume (tested).
     """
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     if config.optimizer == "ranger":
         from pytorch_optimizer import Ranger
 
         return Ranger(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "ranger_authors":
+        from pytorch_optimizer import Ranger
+
+        kernel = [p for n, p in named if ".kernel." in n or n.startswith("kernel.")]
+        rest = [p for n, p in named if not (".kernel." in n or n.startswith("kernel."))]
+        groups = [{"params": rest}]
+        if kernel:
+            groups.append({"params": kernel, "lr": min(1e-3, config.lr)})
+        return Ranger(
+            groups,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            k=5,
+            alpha=0.8,
+            use_gc=False,
+        )
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -396,7 +427,10 @@ class Trainer:
         """Step 1: the global batches of ``epoch`` (indices into the training set)."""
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             rng = random.Random(f"rir-train-order:{self.config.seed}:{epoch}")
-            batches = bucket_batches(self._lengths, self.config.batch_size, rng)
+            if self.config.batching == "buckets":
+                batches = mixed_bucket_batches(self._lengths, self.config.batch_size, rng)
+            else:
+                batches = bucket_batches(self._lengths, self.config.batch_size, rng)
             if self.world > 1:  # every rank needs at least one example of every batch
                 batches = [b for b in batches if len(b) >= self.world]
             self._epoch_cache = (epoch, batches)

@@ -641,3 +641,56 @@ def test_the_eval_line_puts_held_out_beside_training_accuracy() -> None:
         "step 700: dev 93.1% | unchunked 99.5% (train 99.0%) · chunked 64.0% (train 73.2%) · "
         "long 41.0% | len_200_300 45.0% of 100 | score 0.9310 (best 0.9400), lr 5.0e-04"
     )
+
+
+def test_the_authors_batching_mixes_lengths_within_sorted_buckets() -> None:
+    import random
+
+    from rir_core.data import mixed_bucket_batches
+
+    lengths = [random.Random(i).randint(2, 100) for i in range(1000)]
+    a = mixed_bucket_batches(lengths, 16, random.Random("x"))
+    assert a == mixed_bucket_batches(lengths, 16, random.Random("x"))  # a pure function
+    assert a != mixed_bucket_batches(lengths, 16, random.Random("y"))
+    assert sorted(i for b in a for i in b) == list(range(1000))  # every row once
+    assert all(len(b) == 16 for b in a if len(b) != 1000 % 16)
+    for b in a:
+        assert [lengths[i] for i in b] == sorted(lengths[i] for i in b)
+    # Buckets of 5 x 16 random rows: batches span wide length ranges (a global sort would
+    # give spans of about one token).
+    spans = sorted(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in a)
+    assert spans[len(spans) // 2] >= 10
+
+
+def test_the_authors_ranger_settings(tmp_path: Path) -> None:
+    from rir_core.trainer import build_optimizer
+
+    model = build_model(ModelConfig(hidden_size=16, scorer_slice=8, scorer_hidden=8))
+    opt = build_optimizer(model, TrainConfig(optimizer="ranger_authors", lr=2e-3))
+    main, kernel = opt.param_groups
+    assert (main["lr"], kernel["lr"]) == (2e-3, 1e-3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in kernel["params"]} == {
+        n for n in names.values() if n.startswith("s4d.kernel.")
+    }
+    for g in (main, kernel):
+        assert g["betas"] == (0.9, 0.999) and g["eps"] == 1e-8
+        assert (g["k"], g["alpha"]) == (5, 0.8)
+        assert g["weight_decay"] == 1e-2
+    assert opt.use_gc is False  # no gradient centralization
+    library = build_optimizer(model, TrainConfig(optimizer="ranger"))
+    assert library.param_groups[0]["betas"] == (0.95, 0.999) and library.use_gc is True
+
+
+def test_exact_resume_with_the_authors_regime(tmp_path: Path, data_files: dict[str, str]) -> None:
+    """Buckets, the batch chunk rule and the authors' Ranger resume bit for bit too."""
+    regime = {"optimizer": "ranger_authors", "batching": "buckets", "chunk_rule": "batch"}
+    _run(tmp_path / "a", data_files, max_steps=8, **regime)
+    _run(tmp_path / "b", data_files, max_steps=4, **regime)
+    _run(tmp_path / "b", data_files, resume=True, max_steps=8)
+    for name in (WEIGHTS_FILE, RESUME_TENSORS_FILE):
+        wa = load_file(str(tmp_path / "a" / "last" / name))
+        wb = load_file(str(tmp_path / "b" / "last" / name))
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            assert torch.equal(wa[key], wb[key]), key
