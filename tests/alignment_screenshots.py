@@ -5,8 +5,8 @@ shipped model, in a real browser.
 
 Opens the ``alignment-page`` lesson (app/alignment_lesson.py), saves the four strategies' panels,
 the slot table, the diff of sample and kbest, a counterfactual (the sample slot pick furthest
-below its chunk's best beam, forced to that best beam) and the 34-chunk view of a 979-token
-expression. Look at every image before you commit it.
+below its chunk's best beam, forced to that best beam) and the 33-chunk view of a 979-token
+expression, and dataset mode on 60 generated expressions. Look at every image before you commit it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from browser import (  # noqa: E402
     browser_unavailable_reason,
     find_chromium,
     open_app,
+    wait_for_app_idle,
 )
 
 VIEWPORT = {"width": 1280, "height": 900}
@@ -99,9 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         path = f"alignment?expr={quote_plus(very_long_expression())}&w=30&seed=0"
         open_app(page, server.url, path)
         assert_no_exception(page)
-        shot(page, "alignment-debug-5-34-chunks", "The four strategies side by side")
-        shot(page, "alignment-debug-6-34-chunks-picture", "What sample chose")
+        shot(page, "alignment-debug-5-33-chunks", "The four strategies side by side")
+        shot(page, "alignment-debug-6-33-chunks-picture", "What sample chose")
         print(f"979 tokens: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        scroll_to(page, "Dataset mode")
+        page.get_by_role("button", name="Run the batch").click()
+        wait_for_app_idle(page, timeout_ms=600_000)
+        assert_no_exception(page)
+        shot(page, "alignment-debug-7-dataset", "Dataset mode")
+        print(f"dataset mode (60 expressions x 4 strategies): {time.monotonic() - start:.1f} s")
         browser.close()
     return 0
 

@@ -102,6 +102,8 @@ CHECKED_COMMANDS = {
     "torchrun": "several processes, GPUs or machines; tests/test_ddp.py runs 2 gloo ranks",
     "tests/screenshots.py": "starts the app and Chromium for a minute; same harness as the "
     "browser tests",
+    "tests/alignment_screenshots.py": "starts the app with the shipped model and Chromium for a "
+    "minute; tests/test_browser_alignment_lesson.py drives the same session",
     "rir_core.bench": "takes minutes",
     "rir_core.bench_data": "10-20 s of CPU: a timing, not a check",
     "tests/load_classroom.py": "30 sessions for minutes; tests/test_load.py runs its --short mode",
