@@ -854,64 +854,107 @@ def beam_rows_figure(
     fig.update_yaxes(
         tickmode="array",
         tickvals=rows,
-        ticktext=[f"beam {k} ({step['beams'][k]['score']:.2f})" for k in rows],
+        ticktext=[_beam_label(step, k) for k in rows],
         autorange="reversed",
         showgrid=False,
     )
     return fig
 
 
-def pair_heat_figure(step: dict[str, Any], only_valid: bool = True) -> go.Figure:
-    """Heat strip of the pair probabilities: rows = beams, columns = adjacent pair positions
-    (``z[r][j]`` is p of merging nodes j and j+1 in the r-th shown beam); the merged pairs are
-    marked with diamonds (trace ``merges``)."""
+def _beam_label(step: dict[str, Any], k: int) -> str:
+    """A beam's row label, the same on both step figures (so their plot areas line up)."""
+    return f"beam {k} ({step['beams'][k]['score']:.2f})"
+
+
+def pair_heat_figure(
+    step: dict[str, Any], tokens: list[str], span: list[int], only_valid: bool = True
+) -> go.Figure:
+    """The pair probabilities on the same token axis as :func:`beam_rows_figure`: one row per
+    beam, one cell per adjacent pair of its nodes, from the middle of the left node to the
+    middle of the right one, so the cell sits under the place where the two would join (the
+    same column means the same tokens in every beam). Trace ``pair probabilities`` (horizontal
+    bars coloured by p; ``customdata`` ``[beam, pair j, p]``) and ``merges`` (diamonds on the
+    merged pairs' boundaries, as in the beam rows figure). The colour scale sits above the
+    plot, so one row of beams leaves it readable."""
     rows = _beam_rows(step, only_valid)
-    z = [list(step["beams"][k]["pair_probs"]) for k in rows]
-    labels = [f"beam {k}" for k in rows]
-    pairs = max((len(r) for r in z), default=0)
-    text = []
-    for k in rows:
-        nodes = step["beams"][k]["nodes"]
-        text.append(
-            [
-                f"beam {k} · pair {j}: [{nodes[j][0]}, {nodes[j][1]}) + "
-                f"[{nodes[j + 1][0]}, {nodes[j + 1][1]})"
-                for j in range(len(step["beams"][k]["pair_probs"]))
-            ]
-        )
     merges = merges_from(step)
+    base, width, ys, probs, data, hover = [], [], [], [], [], []
+    mx, my = [], []
+    for k in rows:
+        beam = step["beams"][k]
+        nodes = beam["nodes"]
+        mids = [(a + b - 1) / 2 for a, b in nodes]  # x of each node's middle
+        for j, p in enumerate(beam["pair_probs"]):
+            base.append(mids[j])
+            width.append(mids[j + 1] - mids[j])
+            ys.append(k)
+            probs.append(p)
+            data.append([k, j, p])
+            hover.append(
+                f"beam {k} · pair {j}: [{nodes[j][0]}, {nodes[j][1]}) + "
+                f"[{nodes[j + 1][0]}, {nodes[j + 1][1]})<br>p = {p:.3f}"
+            )
+        for j, _ in merges.get(k, []):
+            mx.append(nodes[j][1] - 0.5)
+            my.append(k)
+    cmax = max(probs, default=1.0) or 1.0
     fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=list(range(pairs)),
-            y=labels,
-            text=text,
-            colorscale="Blues",
-            zmin=0,
+        go.Bar(
+            orientation="h",
+            y=ys,
+            base=base,
+            x=width,
+            width=0.7,
             name="pair probabilities",
-            colorbar={"title": {"text": "p"}, "thickness": 10},
-            hovertemplate="%{text}<br>p = %{z:.3f}<extra></extra>",
+            customdata=data,
+            marker={
+                "color": probs,
+                "colorscale": "Blues",
+                "cmin": 0,
+                "cmax": cmax,
+                "line": {"color": "white", "width": 1},
+                "showscale": True,
+                "colorbar": {
+                    "title": {"text": "p", "side": "right"},
+                    "orientation": "h",
+                    "x": 1,
+                    "xanchor": "right",
+                    "y": 1,
+                    "yanchor": "bottom",
+                    "ypad": 6,
+                    "len": 0.3,
+                    "thickness": 10,
+                    "tickvals": [0, cmax],
+                    "ticktext": ["0", f"{cmax:.2f}"],
+                },
+            },
+            hovertext=hover,
+            hoverinfo="text",
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=[j for k in rows for j, _ in merges.get(k, [])],
-            y=[f"beam {k}" for k in rows for _ in merges.get(k, [])],
+            x=mx,
+            y=my,
             mode="markers",
             name="merges",
             marker={"symbol": "diamond-open", "size": 12, "color": CHOSEN, "line": {"width": 2}},
             hoverinfo="skip",
         )
     )
-    _base_layout(fig, "Pair probabilities per beam (diamonds: merged)", int(140 + 26 * len(rows)))
-    fig.update_layout(margin={"b": 50})
-    fig.update_xaxes(
-        title_text="pair position j (nodes j and j+1)",
+    title = "Pair probabilities per beam, where each pair would join (diamonds: merged)"
+    # The title on top, the colour scale under it on the right, then the rows.
+    _base_layout(fig, title, int(140 + 34 * len(rows)))
+    fig.update_layout(barmode="overlay", bargap=0, margin={"t": 90})
+    fig.layout.title.update(y=1 - 30 / fig.layout.height)  # the baseline 30 px down
+    _token_axis(fig, tokens, span[0], span[1])
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=rows,
+        ticktext=[_beam_label(step, k) for k in rows],
+        autorange="reversed",
         showgrid=False,
-        range=[-0.5, pairs - 0.5],
-        dtick=1 if pairs <= 40 else None,
     )
-    fig.update_yaxes(autorange="reversed")
     return fig
 
 

@@ -268,3 +268,39 @@ def test_clicking_a_chunk_scrolls_to_its_beam_search(page, streamlit_app):
         timeout=15_000,
     )
     assert_no_exception(page)
+
+
+def _x_pixels(chart, xs: list[float]) -> list[float]:
+    """Where the token positions ``xs`` are drawn on a plotly chart, in window pixels."""
+    return chart.locator(".js-plotly-plot").evaluate(
+        """(el, xs) => {
+            const layout = el._fullLayout, box = el.getBoundingClientRect();
+            return xs.map((x) => box.left + layout._size.l + layout.xaxis.l2p(x));
+        }""",
+        xs,
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("teacher_mode", [False, True])
+def test_beam_rows_and_pair_heat_line_up_by_token(page, streamlit_app, teacher_mode):
+    """#18 item 5: the two beam-search figures put every token at the same x on screen, at the
+    lesson's step 3 and at step 1 (one beam row, where the colour bar used to be squashed)."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, streamlit_app, "?lesson=beams" + ("&teacher=1" if teacher_mode else ""))
+    charts = page.get_by_test_id("stPlotlyChart")
+    for step in ("3", "1"):
+        if step == "1":
+            for _ in range(2):
+                page.get_by_role("button", name="Previous step").click()
+                wait_for_app_idle(page)
+        rows = charts.filter(has_text="Beams before this merge")
+        heat = charts.filter(has_text="Pair probabilities per beam")
+        rows.scroll_into_view_if_needed()
+        page.wait_for_timeout(600)
+        xs = [-0.5, 5.5, 12.5]
+        assert _x_pixels(rows, xs) == pytest.approx(_x_pixels(heat, xs), abs=1.5)
+    heat.scroll_into_view_if_needed()
+    page.wait_for_timeout(600)
+    save_screenshot(page, f"beam-figures-step1{'-teacher' if teacher_mode else ''}", False)
+    assert_no_exception(page)

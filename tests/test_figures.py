@@ -206,15 +206,56 @@ def test_outer_figure_highlights_the_current_level(chunked):
 # -- inner recursion --------------------------------------------------------------------------
 
 
+def _heat_rows(fig) -> dict[int, list[float]]:
+    """Beam -> its pair probabilities in pair order, read off the heat strip's bars."""
+    rows: dict[int, list[float]] = {}
+    for k, j, p in _trace(fig, "pair probabilities").customdata:
+        assert j == len(rows.setdefault(k, []))
+        rows[k].append(p)
+    return rows
+
+
 def test_heat_strip_is_the_pair_probabilities(chunked):
-    step = chunked["levels"][1]["chunk_details"][0]["steps"][0]
-    heat = [t for t in F.pair_heat_figure(step, only_valid=False).data if t.type == "heatmap"][0]
-    assert [list(r) for r in heat.z] == [b["pair_probs"] for b in step["beams"]]
-    first = chunked["levels"][0]["chunk_details"][0]["steps"][0]  # only beam 0 is alive
-    heat = [t for t in F.pair_heat_figure(first).data if t.type == "heatmap"][0]
+    tokens = chunked["tokens"]
+    detail = chunked["levels"][1]["chunk_details"][0]
+    step = detail["steps"][0]
+    fig = F.pair_heat_figure(step, tokens, detail["span"], only_valid=False)
+    assert list(_heat_rows(fig).values()) == [b["pair_probs"] for b in step["beams"]]
+    assert list(_trace(fig, "pair probabilities").marker.color) == [
+        p for b in step["beams"] for p in b["pair_probs"]
+    ]
+    detail = chunked["levels"][0]["chunk_details"][0]
+    first = detail["steps"][0]  # only beam 0 is alive
+    fig = F.pair_heat_figure(first, tokens, detail["span"])
     valid = [b["pair_probs"] for b in first["beams"] if b["valid"]]
-    assert [list(r) for r in heat.z] == valid and list(heat.y) == ["beam 0"]
-    assert all(math.isclose(sum(r), 1.0, rel_tol=1e-4) for r in heat.z)
+    assert list(_heat_rows(fig).values()) == valid and set(fig.data[0].y) == {0}
+    assert all(math.isclose(sum(r), 1.0, rel_tol=1e-4) for r in valid)
+    # The colour scale lies above the plot (one row of beams must not squash it).
+    bar = fig.data[0].marker.colorbar
+    assert bar.orientation == "h" and bar.y >= 1
+
+
+def test_heat_strip_and_beam_rows_share_the_token_axis(chunked):
+    """#18 item 5: a pair's cell runs from the middle of its left node to the middle of its
+    right one, around the boundary where the beam rows figure puts its diamond, whatever the
+    beam; both figures have one x range, one tick set and the same row labels."""
+    tokens = chunked["tokens"]
+    for lv in chunked["levels"]:
+        for detail in lv["chunk_details"]:
+            for step in detail["steps"]:
+                heat = F.pair_heat_figure(step, tokens, detail["span"], only_valid=False)
+                rows = F.beam_rows_figure(step, tokens, detail["span"], only_valid=False)
+                bars = _trace(heat, "pair probabilities")
+                for (k, j, _), base, width in zip(bars.customdata, bars.base, bars.x, strict=True):
+                    left, right = step["beams"][k]["nodes"][j : j + 2]
+                    assert base == (left[0] + left[1] - 1) / 2  # the left node's middle
+                    assert base + width == (right[0] + right[1] - 1) / 2
+                    assert base < left[1] - 0.5 < base + width  # around the boundary
+                assert heat.layout.xaxis.range == rows.layout.xaxis.range
+                assert heat.layout.xaxis.tickvals == rows.layout.xaxis.tickvals
+                assert heat.layout.yaxis.ticktext == rows.layout.yaxis.ticktext
+                hm, rm = _trace(heat, "merges"), _trace(rows, "merges")
+                assert sorted(zip(hm.x, hm.y, strict=True)) == sorted(zip(rm.x, rm.y, strict=True))
 
 
 def test_beam_rows_mark_the_merged_pairs(chunked):

@@ -366,11 +366,14 @@ def inner_recursion(trace: dict, level: int) -> None:
         "beam's accumulated log-probability. Orange pairs are the merges kept at this step; "
         "the diamond sits where two neighbours become one parent node."
     )
-    teacher.plotly_chart(F.pair_heat_figure(step, not show_all), key="explorer.heat")
+    teacher.plotly_chart(
+        F.pair_heat_figure(step, tokens, detail["span"], not show_all), key="explorer.heat"
+    )
     st.caption(
         "How likely the scorer finds each adjacent pair to be merged next, per beam (each row "
-        "sums to 1). Every beam proposes its best pairs; only the K best candidates overall "
-        "survive."
+        "sums to 1), drawn where the two nodes would join: the same column is the same tokens "
+        "in both pictures. Every beam proposes its best pairs; only the K best candidates "
+        "overall survive."
     )
     left, right = st.columns([2, 3])
     with left:
