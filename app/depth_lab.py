@@ -186,11 +186,16 @@ def run_model(model: Any, text: str, seed: int = 0, repeats: int = 3, **settings
     return int(out.depth[0]), times[len(times) // 2], int(logits.argmax(-1)[0])
 
 
+NOT_RUN = "—"  # a cell of a model that was not run (a table cell never says "None")
+
+
 def runs_table(runs: list[ModelRun], truth: int | None) -> list[dict[str, Any]]:
+    """One row per model: its measured depth, time, prediction, weights and a note; a model
+    that was not run shows :data:`NOT_RUN` in its number cells."""
     rows = []
     for r in runs:
         if r.prediction is None:
-            pred = "-"
+            pred = NOT_RUN
         elif r.trained:
             pred = f"{r.prediction}" + (
                 "" if truth is None else (" ✓" if r.prediction == truth else " ✗")
@@ -200,8 +205,8 @@ def runs_table(runs: list[ModelRun], truth: int | None) -> list[dict[str, Any]]:
         rows.append(
             {
                 "model": MODEL_NAMES[r.model_type],
-                "measured depth": r.depth,
-                "time (ms)": None if r.seconds is None else round(1000 * r.seconds, 1),
+                "measured depth": NOT_RUN if r.depth is None else r.depth,
+                "time (ms)": NOT_RUN if r.seconds is None else round(1000 * r.seconds, 1),
                 "prediction": pred,
                 "weights": r.source,
                 "note": r.note,

@@ -208,7 +208,7 @@ def estimate(settings: JobSettings, runs: Path) -> Estimate:
     length = (
         f"mean length {tokens:.1f} tokens"
         if tokens
-        else "the training split is generated on first use (a few minutes more)"
+        else f"the standard split's mean length ({FALLBACK_MEAN_TOKENS:g} tokens)"
     )
     if device == "cuda" and used == 0:
         return Estimate(
@@ -221,6 +221,8 @@ def estimate(settings: JobSettings, runs: Path) -> Estimate:
     basis = f"Formula from hidden size, beam, batch and {length}, timed on {MEASURED_ON}" + (
         f", corrected ×{factor:.2f} by the speed of {used} earlier run(s) here." if used else "."
     )
+    if not tokens:
+        basis += " The training split is generated on first use, which adds a few minutes."
     total = STARTUP_S + seconds * factor
     capped = "max_steps" if full_steps[1] > steps else None
     if settings.max_minutes is not None and total > settings.max_minutes * 60:

@@ -82,6 +82,33 @@ def resolve(key: str, root: Path | None = None) -> Path | None:
     return path
 
 
+def source_label(source: str, root: Path | None = None) -> str:
+    """Where a model's weights come from, in words a class may see: never a full filesystem
+    path (it means nothing on a projector and tells a stranger about the server).
+
+    ``pretrained/rir_ebt_grc`` (the shipped checkpoint, relative to the repository), ``run
+    ID`` (a run in RUNS), ``uploaded checkpoint NAME``, else the checkpoint directory's name;
+    anything that is not a path (``untrained (random weights)``) is returned as it is.
+    """
+    from rir_core.pretrained import PRETRAINED_DIR
+
+    path = Path(source)
+    if not path.is_absolute():
+        return source
+    path = path.resolve()
+    shipped = PRETRAINED_DIR.resolve().parent  # pretrained/
+    if path.is_relative_to(shipped):
+        return "pretrained/" + path.relative_to(shipped).as_posix()
+    runs = (root or runs_dir()).resolve()
+    if path.is_relative_to(runs):
+        parts = path.relative_to(runs).parts
+        if parts and parts[0] == UPLOADS_DIR and len(parts) > 1:
+            return f"uploaded checkpoint {parts[1]}"
+        if parts:
+            return f"run {parts[0]}" + (f" ({parts[1]})" if len(parts) > 1 else "")
+    return f"checkpoint {path.name}"
+
+
 def inside_runs(path: Path, root: Path | None = None) -> bool:
     """Whether ``path`` and the files of the checkpoint in it lie in RUNS once symlinks are
     followed: a run's ``best`` linked to a folder elsewhere is not a model the app may load."""

@@ -611,7 +611,9 @@ def model_panel(loaded: LoadedModel) -> None:
 
     summary = model_summary(loaded.config.to_dict())
     if loaded.trained:
-        st.caption(f"**Model:** {loaded.name} · {summary}  \nfrom `{loaded.source}`")
+        from app.model_store import source_label
+
+        st.caption(f"**Model:** {loaded.name} · {summary}  \nfrom {source_label(loaded.source)}")
         accuracies = accuracy_line(loaded.metrics)
         if accuracies:
             st.caption(f"**Recorded accuracy:** {accuracies}")

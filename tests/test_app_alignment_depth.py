@@ -231,6 +231,9 @@ def test_depth_lab_skips_bt_grc_on_long_inputs_until_asked():
     runs = _table(at, "measured depth")
     bt = runs[runs["model"] == "BT-GRC"].iloc[0]
     assert bt["note"].startswith("not run")
+    # #18 item 9: the cells of a model not run say so, never "None".
+    assert (bt["measured depth"], bt["time (ms)"], bt["prediction"]) == (D.NOT_RUN,) * 3
+    assert "None" not in runs.astype(str).to_string()
     at.checkbox(key="depth.bt").check().run()
     _ok(at)
     runs = _table(at, "measured depth")

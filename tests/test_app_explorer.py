@@ -244,7 +244,9 @@ def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatc
     _ok(at)
     assert not at.warning
     captions = [c.value for c in at.caption]
-    assert any(f"from `{path}`" in c for c in captions)
+    # Named, but no filesystem path is shown to the class (#18 item 9).
+    assert any("from checkpoint tiny" in c for c in captions)
+    assert not any(str(tmp_path) in c for c in captions)
     # The sidecar's accuracies are shown, and the one for the input's length next to the answer.
     assert any("dev (2-100 tokens) 90.0% of 500" in c for c in captions)
     assert any("On inputs of 2-100 tokens this model was right 90.0%" in c for c in captions)
@@ -258,6 +260,19 @@ def test_a_checkpoint_is_named_and_a_missing_one_falls_back(tmp_path, monkeypatc
     assert "untrained (random weights)" in at.warning[0].value
     assert "missing" in at.warning[0].value  # says why it fell back
     assert _metrics(at)["Ground truth"] == "9"
+
+
+def test_a_model_source_is_named_without_its_filesystem_path(tmp_path):
+    from app.model_store import source_label
+    from rir_core.pretrained import PRETRAINED_DIR
+
+    assert source_label(str(PRETRAINED_DIR)) == "pretrained/" + PRETRAINED_DIR.name
+    assert source_label(str(tmp_path / "run-7" / "best"), root=tmp_path) == "run run-7 (best)"
+    assert source_label(str(tmp_path / "uploads" / "m1"), root=tmp_path) == (
+        "uploaded checkpoint m1"
+    )
+    assert source_label("/somewhere/else/ckpt") == "checkpoint ckpt"
+    assert source_label("untrained (random weights)") == "untrained (random weights)"
 
 
 def test_downloads_and_gold_comparison():

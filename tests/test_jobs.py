@@ -322,3 +322,17 @@ def test_recording_a_parse_changes_nothing_in_the_run(tmp_path):
     assert record["tokens"] == jobs.WATCH_EXPRESSION.split() and run_log.parse_steps(tmp_path) == [
         7
     ]
+
+
+def test_the_estimate_basis_is_whole_sentences_before_the_split_exists(runs, monkeypatch):
+    """#18 item 9: with no training split on disk yet the basis read "Formula from hidden size,
+    beam, batch and the training split is generated on first use..." (a broken sentence)."""
+    monkeypatch.setattr(estimate, "mean_tokens", lambda *args: None)
+    basis = estimate.estimate(tiny_settings(), runs).basis
+    assert basis.startswith(
+        "Formula from hidden size, beam, batch and the standard split's mean length (22 tokens), "
+        "timed on "
+    ), basis
+    assert basis.endswith(
+        ". The training split is generated on first use, which adds a few minutes."
+    )

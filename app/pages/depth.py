@@ -22,6 +22,7 @@ import torch
 from app import depth_lab as D
 from app import state, teacher
 from app.figures import md_escape
+from app.model_store import source_label
 from rir_core.config import ModelConfig
 from rir_core.pretrained import PRETRAINED_DIR
 
@@ -51,7 +52,7 @@ def baseline_model(model_type: str, hidden_size: int) -> tuple[torch.nn.Module, 
     path = PRETRAINED_DIR.parent / model_type
     try:
         model, info = load_checkpoint(path)
-        return model.eval(), str(info.path), True
+        return model.eval(), source_label(str(info.path)), True
     except (FileNotFoundError, ValueError):
         pass
     cfg = ModelConfig.for_model(
@@ -155,7 +156,7 @@ so its time grows like n².
         if model_type == loaded.config.model_type:
             model, source, trained = (
                 loaded.model,
-                f"the app's model ({loaded.source})",
+                f"the app's model ({source_label(loaded.source)})",
                 (loaded.trained),
             )
         else:

@@ -24,6 +24,7 @@ import torch
 from app import figures as F
 from app import lessons as L
 from app import state, teacher
+from app.model_store import source_label
 from rir_core.balanced import balanced_tree
 from rir_core.pretrained import PRETRAINED_DIR, pretrained_available
 from rir_core.trace import gold_recall
@@ -85,7 +86,9 @@ def shipped(loaded: state.LoadedModel) -> bool:
 def model_words(loaded: state.LoadedModel) -> str:
     """Which model the failures are failures of, in one sentence."""
     what = f"{loaded.name}, " + (
-        f"trained, from `{loaded.source}`" if loaded.trained else "untrained (random weights)"
+        f"trained, from {source_label(loaded.source)}"
+        if loaded.trained
+        else "untrained (random weights)"
     )
     if shipped(loaded):
         return f"Failures of the shipped model ({what})."
