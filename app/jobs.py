@@ -329,8 +329,15 @@ def _update(job_dir: Path, **changes: Any) -> dict[str, Any]:
         return record
 
 
-# Workers this server process started: polled so that a finished child is reaped (no zombie).
+# Workers this server process started (a finished one is reaped by its thread: no zombie).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _track(child: subprocess.Popen[bytes]) -> None:
+    """Keep a child this server started, and reap it the moment it ends: a finished worker
+    must not stay a zombie until the server exits because no page asked about it again."""
+    _CHILDREN[child.pid] = child
+    threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
 
 
 def _alive(pid: int | None, *markers: str) -> bool:
@@ -516,7 +523,7 @@ def _spawn(job_dir: Path, extra: list[str]) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not killed with the server, nor by its Ctrl-C
         )
-    _CHILDREN[child.pid] = child
+    _track(child)
     return child.pid
 
 
@@ -644,7 +651,7 @@ def start_evaluation(job_id: str, limit: int, root: Path | None = None) -> Evalu
             command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    _CHILDREN[child.pid] = child
+    _track(child)
     _write_json(
         folder / "state.json",
         {"pid": child.pid, "limit": int(limit), "checkpoint": str(ckpt), "started_at": _now()},

@@ -336,3 +336,22 @@ def test_the_estimate_basis_is_whole_sentences_before_the_split_exists(runs, mon
     assert basis.endswith(
         ". The training split is generated on first use, which adds a few minutes."
     )
+
+
+def test_a_finished_worker_is_reaped_without_anyone_asking():
+    """#18 item 9: finished training workers stayed zombies until the server exited, unless a
+    page happened to poll them. A child the app starts is reaped as soon as it ends."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.DEVNULL)
+    jobs._track(child)
+    stat = Path(f"/proc/{child.pid}/stat")
+    deadline = time.monotonic() + 20
+    state = "?"
+    while time.monotonic() < deadline:
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            break  # reaped: the pid is gone
+        time.sleep(0.1)
+    assert not stat.exists(), f"child {child.pid} is still there, state {state}"
+    assert child.returncode == 0
+    jobs._CHILDREN.pop(child.pid, None)
