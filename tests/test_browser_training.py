@@ -143,3 +143,28 @@ def test_train_watch_stop_and_explore(page, training_server):
     expect(page.get_by_text(re.compile(rf"{job_id}/best"))).to_be_visible()  # the model panel
     assert_no_exception(page)
     _shot(page, "training-explorer")
+
+
+@pytest.mark.browser
+def test_an_upload_of_the_wrong_type_says_why_in_a_sentence(page, streamlit_app, tmp_path):
+    """#18 item 9: a file of the wrong type showed only a red chip, its reason on hover. It is
+    now sent to the server, which answers in one sentence on the page."""
+    from playwright.sync_api import expect
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint")
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"\x80\x04not really")
+    open_app(page, streamlit_app, "training")
+    page.get_by_role("tab", name="Upload a checkpoint").click()
+    box = page.get_by_test_id("stFileUploaderDropzoneInput")
+    box.set_input_files(str(notes))
+    wait_for_app_idle(page)
+    expect(page.get_by_text("Upload one .zip, or exactly two files")).to_be_visible()
+    expect(page.get_by_text("(got notes.txt)")).to_be_visible()
+    open_app(page, streamlit_app, "training")  # a fresh uploader
+    page.get_by_role("tab", name="Upload a checkpoint").click()
+    box.set_input_files(str(pickle))
+    wait_for_app_idle(page)
+    expect(page.get_by_text("model.pt is a PyTorch pickle file")).to_be_visible()
+    assert_no_exception(page)

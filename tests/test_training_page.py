@@ -169,7 +169,7 @@ def test_a_job_in_the_url_shows_its_curves_and_parse(environment):
     _ok(at)
     assert [t.value for t in at.title] == ["RIR Explorer"]
     assert at.selectbox(key="model.choice").value == f"run:{JOB}"
-    assert any(f"{JOB}/best" in c.value for c in at.caption)  # the model panel names it
+    assert any(f"from run {JOB} (best)" in c.value for c in at.caption)  # the model panel names it
     assert at.slider(key="settings.beam_size").value == 2  # the run's K, not the default's 7
 
 
@@ -266,7 +266,7 @@ def test_the_model_picker_follows_the_url_and_refuses_paths(environment):
     at.run()
     _ok(at)
     assert at.selectbox(key="model.choice").value == f"run:{JOB}"
-    assert any(f"{JOB}/best" in c.value for c in at.caption)
+    assert any(f"from run {JOB} (best)" in c.value for c in at.caption)
     assert at.query_params["model"] in (f"run:{JOB}", [f"run:{JOB}"])  # links keep it
 
     at.selectbox(key="model.choice").select("").run()  # back to the default model

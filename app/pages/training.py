@@ -438,9 +438,10 @@ def runs_list(jobs_found: list[jobs.Job]) -> None:
 
 def upload() -> None:
     limit = model_store.upload_limit_mb()
+    # No ``type=``: a file of another type is refused by the browser with only a red chip (the
+    # reason on hover); sent here, it gets model_store's sentence saying what to upload instead.
     files = st.file_uploader(
         f"A checkpoint: one .zip, or its .safetensors and .json files (at most {limit} MB)",
-        type=["zip", "safetensors", "json"],
         accept_multiple_files=True,
         max_upload_size=limit,
         key=KEY + "upload",
