@@ -320,6 +320,7 @@ def counterfactual(
         outcome.prediction,
         delta="answer changed" if outcome.prediction != trace["prediction"] else "same answer",
         delta_color="off",
+        delta_arrow="off",
     )
     mark = "" if truth is None else (" ✓" if outcome.prediction == truth else " ✗")
     right.caption(
