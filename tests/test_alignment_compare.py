@@ -207,3 +207,15 @@ def test_default_diff_pair_prefers_a_disagreeing_strategy():
     assert pair == ("sample", "random")
     same = {s: tr(1) for s in A.STRATEGIES}
     assert C.disagreeing_pair(same, "kbest") == ("kbest", "sample")
+
+
+def test_the_builders_never_import_streamlit():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import app.alignment_compare, app.alignment_lesson, "
+        "rir_core.counterfactual; print('streamlit' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
