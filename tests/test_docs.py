@@ -39,7 +39,8 @@ stopped; the browser tests start exactly this command, AppTest runs the same scr
 `python -m rir_core.bench` (minutes), `python -m rir_core.bench_data` (10-20 s of CPU),
 `python tests/load_classroom.py` (a server and 30 sessions for minutes; tests/test_load.py runs
 its short mode), `python tests/measure_speed.py` (a timing in Chromium for a minute or two),
-`python tests/measure_steps.py` (a timing, about a minute of CPU),
+`python tests/measure_steps.py` (a timing, about a minute of CPU), `python
+tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -110,6 +111,8 @@ CHECKED_COMMANDS = {
     "tests/measure_speed.py": "a timing in a real browser for a minute or two; the browser tests "
     "use the same harness",
     "tests/measure_steps.py": "a timing: about a minute of CPU (EBT-GRC on 1,000 tokens, 16 times)",
+    "tests/probe_chunk_roots.py": "a measurement: a minute or two of CPU (1,200 expressions, "
+    "probes trained on their chunk roots)",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
     "ruff": "the linter; .ci/run runs it",
     ".ci/run": "the whole CI run (a fresh environment, Chromium, the full suite)",
