@@ -20,7 +20,12 @@ from app import housekeeping, state, teacher  # noqa: E402  (needs the path abov
 
 housekeeping.start()  # once per server: frees memory when the last tab has gone
 
-st.set_page_config(page_title="RIR Explorer", page_icon="🌳", layout="wide")
+st.set_page_config(
+    page_title="RIR Explorer",
+    page_icon="🌳",
+    layout="wide",
+    initial_sidebar_state=teacher.sidebar_state(),  # collapsed in teacher mode
+)
 
 state.init_session()
 teacher.apply()  # ?teacher=1 (projector mode) and ?lesson=ID links

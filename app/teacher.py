@@ -44,13 +44,27 @@ ADVANCED_KEYS = (
     "training.max_minutes",
 )
 # Key prefixes hidden too: the Explorer's download buttons (explorer.dot.*, explorer.graphml.*).
-ADVANCED_PREFIXES = ("explorer.dot.", "explorer.graphml.", "explorer.trace_json")
+ADVANCED_PREFIXES = (
+    "explorer.dot.",
+    "explorer.graphml.",
+    "explorer.trace_json",
+    "explorer.downloads",
+)
 ROOT_FONT_PX = 21  # Streamlit sizes text in rem: the root font scales all of it (default 16)
 # Plotly does not follow the page's CSS: in teacher mode every chart gets these text sizes.
-CHART_FONT_PX = 17
-CHART_TICK_PX = 14
+CHART_FONT_PX = 18
+CHART_TICK_PX = 16  # beside 21 px text; 14 px ticks could not be read from the back of a room
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def sidebar_state() -> str:
+    """The sidebar's initial state for ``st.set_page_config``: collapsed in teacher mode (the
+    router asks before the session is set up, so the address decides on a first visit), where
+    its 300 px are better given to the lesson; its arrow opens it."""
+    raw = st.query_params.get(TEACHER_PARAM)
+    on = raw.strip().lower() in TRUE_WORDS if raw is not None else enabled()
+    return "collapsed" if on else "auto"
 
 
 def enabled() -> bool:
@@ -83,8 +97,10 @@ def css() -> str:
         # The developer menu and the deploy button mean nothing to a class.
         '[data-testid="stMainMenu"], [data-testid="stAppDeployButton"] '
         "{ display: none !important; }\n"
-        # Use the projector's whole width.
-        '[data-testid="stMainBlockContainer"] { max-width: 100% !important; }\n'
+        # Use the projector's whole width, and most of its height: Streamlit's 6rem of blank
+        # space above the page (126 px at this root font) shrinks to what the header needs.
+        '[data-testid="stMainBlockContainer"] { max-width: 100% !important; '
+        "padding-top: 3.5rem !important; }\n"
     )
 
 
@@ -97,6 +113,10 @@ def projected(fig: Any) -> Any:
     big.update_layout(font={"size": CHART_FONT_PX}, title_font_size=CHART_FONT_PX + 1)
     big.update_xaxes(tickfont_size=CHART_TICK_PX)
     big.update_yaxes(tickfont_size=CHART_TICK_PX)
+    # Text the builders size themselves: node labels on the trees, legends on the figure.
+    big.update_traces(textfont_size=CHART_TICK_PX, selector={"mode": "markers+text"})
+    if big.layout.legend.font.size is not None:
+        big.layout.legend.font.size = CHART_TICK_PX
     return big
 
 
@@ -121,31 +141,38 @@ def _read_teacher_param() -> None:
 SCROLL = "teacher.scroll_to"
 SCROLL_SEQ = "teacher.scroll_seq"  # makes each request's script new, so it runs again
 HEADER_PX = 70  # Streamlit's top bar covers this much of the page
-# The browser side of request_scroll: wait for the run to finish, put the heading at the top,
-# and keep it there while charts above it finish drawing (they change the page's height);
-# stop at once when the reader scrolls, clicks or types, else after STOP_MS.
+# The browser side of request_scroll: wait for the run to finish, put the heading at the top (or
+# scroll as far as the page goes) and keep it there while charts above it finish drawing (they
+# change the page's height) until it has stayed put for settleMs; stop at once when the reader
+# scrolls, clicks or types.
 _SCROLL_JS = """<script>
 (() => {
-  const anchor = %(anchor)s, headerPx = %(header)d, stopMs = 12000, settleMs = 1500;
+  const anchor = %(anchor)s, headerPx = %(header)d;
+  const settleMs = 2500, afterIdleMs = 15000, hardStopMs = 60000;
   const t0 = performance.now();
-  let stableSince = null, stopped = false;
+  let idleSince = null, stableSince = null, stopped = false;
   const stop = () => { stopped = true; };
   for (const kind of ["wheel", "touchstart", "keydown", "mousedown"]) {
     window.addEventListener(kind, stop, { once: true, passive: true, capture: true });
   }
+  const atEnd = () => [document.scrollingElement, document.querySelector('[data-testid="stMain"]')]
+    .some((b) => b && b.scrollHeight > b.clientHeight
+          && b.scrollTop + b.clientHeight >= b.scrollHeight - 2);
   const tick = () => {
-    if (stopped || performance.now() - t0 > stopMs) return;
+    const now = performance.now();
+    if (stopped || now - t0 > hardStopMs || (idleSince && now - idleSince > afterIdleMs)) return;
     const el = document.getElementById(anchor);
     const app = document.querySelector('[data-testid="stApp"]');
     if (el && app && app.dataset.testScriptState === "notRunning") {
+      idleSince ??= now;
       el.style.scrollMarginTop = headerPx + "px";
       const top = el.getBoundingClientRect().top;
-      if (Math.abs(top - headerPx) > 4) {
+      if (Math.abs(top - headerPx) <= 4 || (top > headerPx && atEnd())) {
+        stableSince ??= now;  // in place, or as far as the page scrolls
+        if (now - stableSince > settleMs) return;
+      } else {
         el.scrollIntoView({ block: "start" });
         stableSince = null;
-      } else {
-        stableSince ??= performance.now();
-        if (performance.now() - stableSince > settleMs) return;
       }
     }
     setTimeout(tick, 100);

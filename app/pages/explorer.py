@@ -192,7 +192,7 @@ def answer(trace: dict, loaded: state.LoadedModel) -> None:
     st.subheader("The answer")
     probs = trace["probabilities"]
     pred, truth = trace["prediction"], trace["ground_truth"]
-    left, right = st.columns([1, 2])
+    left, right = st.columns([2, 3])  # room for the metrics' labels at teacher-mode sizes
     with left:
         a, b = st.columns(2)
         a.metric("Prediction", pred, help="The class with the highest probability.")
@@ -594,6 +594,12 @@ def depth(trace: dict) -> None:
 
 
 def downloads(trace: dict) -> None:
+    # One keyed container: teacher mode hides the whole section, heading and all.
+    with st.container(key="explorer.downloads"):
+        _downloads(trace)
+
+
+def _downloads(trace: dict) -> None:
     st.subheader("Downloads")
     st.download_button(
         "Trace (JSON)",
