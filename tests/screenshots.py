@@ -47,6 +47,7 @@ class Shot:
 
 SHOTS = (
     Shot("explorer", "", None, "the Explorer: an expression and the answer"),
+    Shot("trees", "?lesson=chunk-crossing", "Trees", "gold and model trees, chunk boundaries"),
     Shot("outer-levels", "?lesson=chunks", "Outer recursion", "chunk levels of ~100 tokens"),
     Shot("beam-search", "?lesson=beams", "Inner recursion", "one merge step of the beam search"),
     Shot("alignment", "alignment?lesson=alignment-page", None, "the Beam alignment page"),
