@@ -40,7 +40,9 @@ stopped; the browser tests start exactly this command, AppTest runs the same scr
 `python tests/load_classroom.py` (a server and 30 sessions for minutes; tests/test_load.py runs
 its short mode), `python tests/measure_speed.py` (a timing in Chromium for a minute or two),
 `python tests/measure_steps.py` (a timing, about a minute of CPU), `python
-tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU),
+tests/measure_page_loads.py` (every page's first load in Chromium, minutes), `python
+tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
+tests/aux_chunk_loss.py` (an experiment, tens of minutes),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -111,8 +113,11 @@ CHECKED_COMMANDS = {
     "tests/measure_speed.py": "a timing in a real browser for a minute or two; the browser tests "
     "use the same harness",
     "tests/measure_steps.py": "a timing: about a minute of CPU (EBT-GRC on 1,000 tokens, 16 times)",
+    "tests/measure_page_loads.py": "a timing in a real browser for minutes (40 page loads); the "
+    "browser tests use the same harness",
     "tests/probe_chunk_roots.py": "a measurement: a minute or two of CPU (1,200 expressions, "
     "probes trained on their chunk roots)",
+    "tests/aux_chunk_loss.py": "an experiment: hundreds of training steps, tens of minutes",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
     "ruff": "the linter; .ci/run runs it",
     ".ci/run": "the whole CI run (a fresh environment, Chromium, the full suite)",
