@@ -498,8 +498,14 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
     graph = T.binary_tree_graph(b["tree"], tokens, trace["gold_spans"], name=f"beam{k}")
     recall = T.chunk_recall(T.constituents(graph), trace["gold_spans"], trace["levels"])
     y_max = max(F.gold_height(parsed.expr), F.tree_height(b["tree"]))
-    gold_fig = F.gold_tree_figure(
-        parsed.expr, tokens, collapse_width(), boundaries, crossing, y_max
+    # The gold side does not change with the beam picked: built once per trace and scale.
+    gold_fig = _memo(
+        "gold_tree",
+        trace,
+        (collapse_width(), y_max),
+        lambda width, top: F.gold_tree_figure(
+            parsed.expr, tokens, width, boundaries, crossing, top
+        ),
     )
     title = f"Model tree (beam {k})"
     beam_fig = F.beam_tree_figure(
@@ -519,7 +525,8 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
         left = right = st.container()
     teacher.plotly_chart(gold_fig, key="explorer.gold", container=left)
     teacher.plotly_chart(beam_fig, key="explorer.final_tree", container=right)
-    cmp = T.compare_with_gold(graph, T.gold_tree_graph(parsed.expr, tokens))
+    gold_graph = _memo("gold_graph", trace, (), lambda: T.gold_tree_graph(parsed.expr, tokens))
+    cmp = T.compare_with_gold(graph, gold_graph)
     st.markdown(
         f"Beam {k} recovers **{recall.found} of the {recall.inside}** gold operators that lie "
         "inside a chunk"
@@ -567,7 +574,7 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
         st.dataframe(F.final_beams_table(beams), hide_index=True)
     gold_dl, beam_dl = st.columns(2)
     with gold_dl:
-        tree_downloads(lambda: T.gold_tree_graph(parsed.expr, tokens), "gold", trace, "gold tree")
+        tree_downloads(lambda: gold_graph, "gold", trace, "gold tree")
     with beam_dl:
         tree_downloads(lambda: graph, f"beam{k}", trace, f"beam {k}")
     state.sync_query_params(view_params())
