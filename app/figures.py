@@ -1213,7 +1213,13 @@ def depth_curves_figure(width: int, n_max: int = 2000, mark_n: int | None = None
     if mark_n is not None and 2 <= mark_n <= n_max:
         fig.add_vline(x=mark_n, line={"color": BOUNDARY, "dash": "dot"})
     _base_layout(fig, f"Sequential depth vs length (W = {width})", height=380)
-    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.2})
+    # The legend inside the plot's empty top-left corner (the curves rise to the right): below
+    # the plot it ran into the x-axis title at a projector's text sizes.
+    fig.update_layout(
+        showlegend=True,
+        legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
+                "bgcolor": "rgba(255, 255, 255, 0.85)"},
+    )  # fmt: skip
     fig.update_xaxes(title_text="tokens n", showgrid=True, gridcolor="#eee")
     fig.update_yaxes(title_text="sequential merges (log scale)", type="log", gridcolor="#eee")
     return fig

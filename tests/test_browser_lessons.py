@@ -168,3 +168,36 @@ def test_a_guide_button_opens_the_explorer_on_its_section(page, streamlit_app):
     page.locator(f".{teacher.css_class('guide.open.beams')} button").click()
     wait_for_app_idle(page)
     _wait_in_view(page, "inner-recursion", "guide-button-beams")
+
+
+@pytest.mark.browser
+def test_guide_step_2_is_legible_in_teacher_mode_at_720p(page, streamlit_app):
+    """#18 item 6: the depth step's legend was printed over the x-axis title and its metric
+    labels were cut ("One merge a...") at teacher-mode sizes on a 1280x720 projector."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, streamlit_app, "guide?teacher=1")
+    assert_no_exception(page)
+    step = page.locator(f".{teacher.css_class('guide.step.depth')}")
+    step.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    labels = step.get_by_test_id("stMetricLabel")
+    assert labels.count() == 3
+    for i in range(3):
+        cut = labels.nth(i).evaluate(
+            "(el) => [...el.querySelectorAll('*')].concat([el])"
+            ".some((e) => e.scrollWidth > e.clientWidth + 1)"
+        )
+        assert not cut, labels.nth(i).inner_text()
+    chart = step.get_by_test_id("stPlotlyChart")
+    legend, title = (
+        chart.locator(".legend").bounding_box(),
+        chart.locator(".g-xtitle").bounding_box(),
+    )
+    apart = (
+        legend["y"] + legend["height"] <= title["y"]
+        or title["y"] + title["height"] <= legend["y"]
+        or legend["x"] + legend["width"] <= title["x"]
+        or title["x"] + title["width"] <= legend["x"]
+    )
+    assert apart, (legend, title)
+    save_screenshot(page, "guide-step2-teacher-720p", full_page=False)

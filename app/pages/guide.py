@@ -161,9 +161,10 @@ def live_tree(trace: dict[str, Any]) -> None:
 def live_depth(trace: dict[str, Any]) -> None:
     d, n = trace["depth"], len(trace["tokens"])
     cols = st.columns(3)
-    cols[0].metric("One merge at a time: n − 1", d["ebt"])
-    cols[1].metric("Balanced tree: ⌈log₂ n⌉", d["balanced"])
-    cols[2].metric("RIR, measured", d["performed"])
+    # Short labels: the live column is narrow, and long ones were cut at a projector's sizes.
+    cols[0].metric("One at a time", d["ebt"], help="One merge at a time (EBT-GRC): n − 1.")
+    cols[1].metric("Balanced", d["balanced"], help="A fixed balanced tree: ⌈log₂ n⌉.")
+    cols[2].metric("RIR", d["performed"], help="RIR, measured on this input.")
     width = trace["settings"]["chunk_width"] or L.PAPER_WIDTH
     chart(F.depth_curves_figure(width, 1000, n), "guide.live.depth")
 
