@@ -49,6 +49,7 @@ ADVANCED_PREFIXES = (
     "explorer.graphml.",
     "explorer.trace_json",
     "explorer.downloads",
+    "training.advanced",  # the Training page's run-keeping block, its heading included
 )
 ROOT_FONT_PX = 21  # Streamlit sizes text in rem: the root font scales all of it (default 16)
 # Plotly does not follow the page's CSS: in teacher mode every chart gets these text sizes.

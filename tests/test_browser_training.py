@@ -168,3 +168,33 @@ def test_an_upload_of_the_wrong_type_says_why_in_a_sentence(page, streamlit_app,
     wait_for_app_idle(page)
     expect(page.get_by_text("model.pt is a PyTorch pickle file")).to_be_visible()
     assert_no_exception(page)
+
+
+@pytest.mark.browser
+def test_teacher_mode_training_form_has_no_holes(page, streamlit_app):
+    """#18 item 6: teacher mode hid single fields of the Training form and left empty cells in
+    its rows. The run-keeping fields are one block now, hidden whole, heading and all."""
+    from browser import save_screenshot
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, streamlit_app, "training?teacher=1")
+    assert_no_exception(page)
+    expect(page.get_by_label("Epochs", exact=True)).to_be_visible()
+    expect(page.get_by_text("Run keeping")).to_be_hidden()
+    for label in ("Seed", "Batch size", "Time limit (min)", "Early stopping"):
+        expect(page.get_by_label(label, exact=True)).to_be_hidden()
+    empty = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stHorizontalBlock"]')]
+            .filter((row) => row.offsetParent !== null)
+            .flatMap((row) => [...row.querySelectorAll(':scope > [data-testid="stColumn"]')])
+            .filter((col) => col.querySelector('[data-testid="stElementContainer"]') !== null)
+            .filter((col) => col.getBoundingClientRect().height < 4).length"""
+    )
+    assert empty == 0
+    page.get_by_label("Epochs", exact=True).scroll_into_view_if_needed()
+    save_screenshot(page, "training-teacher-720p", full_page=False)
+    # Without teacher mode the block is there.
+    open_app(page, streamlit_app, "training?teacher=0")
+    expect(page.get_by_text("Run keeping")).to_be_visible()
+    expect(page.get_by_label("Seed", exact=True)).to_be_visible()

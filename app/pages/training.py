@@ -123,25 +123,28 @@ def _settings_widgets() -> jobs.JobSettings:
     c[2].number_input("Chunk width W", 2, 200, key=KEY + "chunk_width")
     c[3].selectbox("Beam alignment", [a.value for a in Alignment], key=KEY + "alignment")
     c[4].checkbox("S4D layer", key=KEY + "use_s4d", help="The pre-chunk S4D layer (SPEC 5).")
-    st.markdown("**Training**")
+    # What a lesson varies first; the run-keeping fields in a block of their own, which teacher
+    # mode hides whole (hiding single fields left holes in these rows).
+    st.markdown("**Training and data** (0 = no limit)")
     c = st.columns(5)
     c[0].number_input("Learning rate", 1e-5, 1.0, step=1e-4, format="%.5f", key=KEY + "lr")
-    c[1].number_input("Batch size", 1, 1024, key=KEY + "batch_size")
-    c[2].number_input("Epochs", 1, 500, key=KEY + "epochs")
-    c[3].number_input("Seed", 0, 2**31 - 1, key=KEY + "seed")
-    c[4].selectbox("Device", ["auto", "cpu", "cuda"], key=KEY + "device")
-    st.markdown("**Data and limits** (0 = no limit)")
-    c = st.columns(6)
-    c[0].number_input("Training examples", 0, 90_000, step=500, key=KEY + "train_n")
-    c[1].number_input("Dev examples", 0, 1_000, step=50, key=KEY + "dev_n")
-    c[2].number_input("Max training length", 0, 100, key=KEY + "max_train_tokens",
+    c[1].number_input("Epochs", 1, 500, key=KEY + "epochs")
+    c[2].number_input("Training examples", 0, 90_000, step=500, key=KEY + "train_n")
+    c[3].number_input("Dev examples", 0, 1_000, step=50, key=KEY + "dev_n")
+    c[4].number_input("Max training length", 0, 100, key=KEY + "max_train_tokens",
                       help="Drop training expressions longer than this many tokens.")  # fmt: skip
-    c[3].number_input("Time limit (min)", 0.0, 6000.0, step=1.0, key=KEY + "max_minutes")
-    c[4].number_input("Evaluate every (steps)", 0, 100_000, key=KEY + "eval_every",
-                      help="0: at the end of every epoch.")  # fmt: skip
-    c[5].number_input("Early stopping", 0, 1_000, key=KEY + "patience",
-                      help="Stop after this many dev evaluations without improvement "
-                      "(0: never stop early).")  # fmt: skip
+    with st.container(key=KEY + "advanced"):
+        st.markdown("**Run keeping** (0 = no limit)")
+        c = st.columns(6)
+        c[0].number_input("Batch size", 1, 1024, key=KEY + "batch_size")
+        c[1].number_input("Seed", 0, 2**31 - 1, key=KEY + "seed")
+        c[2].selectbox("Device", ["auto", "cpu", "cuda"], key=KEY + "device")
+        c[3].number_input("Time limit (min)", 0.0, 6000.0, step=1.0, key=KEY + "max_minutes")
+        c[4].number_input("Evaluate every (steps)", 0, 100_000, key=KEY + "eval_every",
+                          help="0: at the end of every epoch.")  # fmt: skip
+        c[5].number_input("Early stopping", 0, 1_000, key=KEY + "patience",
+                          help="Stop after this many dev evaluations without improvement "
+                          "(0: never stop early).")  # fmt: skip
     st.text_input(
         "Watch this expression",
         key=KEY + "watch",
