@@ -431,6 +431,7 @@ def test_teacher_mode_enlarges_every_chart():
         assert fig["layout"]["font"]["size"] == teacher.CHART_FONT_PX
         assert fig["layout"]["xaxis"]["tickfont"]["size"] == teacher.CHART_TICK_PX
     assert all("size" not in f["layout"].get("font", {}) for f in normal)
+
     # The same data, only larger text (the trees' node labels too).
     def without_text_size(fig):
         return [{k: v for k, v in t.items() if k != "textfont"} for t in fig["data"]]
