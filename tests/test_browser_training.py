@@ -140,7 +140,8 @@ def test_train_watch_stop_and_explore(page, training_server):
     page.wait_for_url(re.compile(rf"model=run(%3A|:){job_id}"))  # the link keeps the model
     wait_for_app_idle(page)
     expect(page.get_by_role("heading", name="RIR Explorer")).to_be_visible()
-    expect(page.get_by_text(re.compile(rf"{job_id}/best"))).to_be_visible()  # the model panel
+    # The model panel names the run, not its folder on the server (#18 item 9).
+    expect(page.get_by_text(re.compile(rf"from run {job_id} \(best\)"))).to_be_visible()
     assert_no_exception(page)
     _shot(page, "training-explorer")
 
