@@ -40,3 +40,13 @@ def tiny_model(
             if "scorer" in name and p.dim() == 2:
                 p.mul_(3.0)
     return (model.double() if double else model).eval()
+
+
+def seeded_small_model():
+    """A small RIR-EBT-GRC (D 16, K 3) with seed-0 weights, in eval mode, leaving the global
+    RNG as it was: the alignment tests' shared model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_model(
+            hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8, beam_size=3
+        ).eval()

@@ -7,24 +7,20 @@ import random
 
 import pytest
 import torch
+from model_helpers import seeded_small_model
 from test_alignment_lab import synthetic
 
 from app import alignment_compare as C
 from app import alignment_lab as A
 from rir_core.counterfactual import Rerunner
 from rir_core.generate import Recipe, generate
-from rir_core.model import build_model
 
 CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"  # 16 tokens: 4 chunks at W = 4
 
 
 @pytest.fixture(scope="module")
 def model():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return build_model(
-            hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8, beam_size=3
-        ).eval()
+    return seeded_small_model()
 
 
 @pytest.fixture(scope="module")

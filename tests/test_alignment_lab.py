@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from model_helpers import seeded_small_model
 
 from app import alignment_lab as A
 from rir_core.generate import Recipe, generate
-from rir_core.model import build_model
 
 # 16 tokens; with chunk width 4: four chunks at level 0, one alignment.
 CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
@@ -17,11 +16,7 @@ CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
 
 @pytest.fixture(scope="module")
 def model():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return build_model(
-            hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8, beam_size=3
-        ).eval()
+    return seeded_small_model()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from model_helpers import seeded_small_model
 
 from app import figures as F
 from rir_core.generate import Recipe, generate
 from rir_core.listops import parse
-from rir_core.model import build_model
 from rir_core.trace import tree_span
 
 SHORT = "[MAX 2 9 [MIN 4 7 ] 0 ]"
@@ -20,11 +19,7 @@ CHUNKED = "[MAX 2 9 [MIN 4 7 ] 0 [SM 1 2 ] 3 4 5 ]"
 
 @pytest.fixture(scope="module")
 def model():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return build_model(
-            hidden_size=16, scorer_slice=8, scorer_hidden=8, s4d_state_size=8, beam_size=3
-        ).eval()
+    return seeded_small_model()
 
 
 @pytest.fixture(scope="module")
