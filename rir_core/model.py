@@ -164,7 +164,7 @@ class ListOpsModel(nn.Module):
             width=settings.chunk_width,
             alignment=settings.alignment,
             recorder=recorder,
-            **({"batch_rule": True} if settings.batch_chunk_rule else {}),
+            batch_rule=settings.batch_chunk_rule,
         )
         # Step 5: roots weighted by softmax of the (valid) beam scores.
         weights = _at_least_fp32(scores).masked_fill(~valid, float("-inf")).softmax(-1)  # (B, K)

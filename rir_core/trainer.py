@@ -637,7 +637,7 @@ class Trainer:
             lengths=[len(ex) for ex in examples],
             amp=cfg.amp,
             **({"chunk_width": width} if width is not None else {}),
-            **({"batch_chunk_rule": True} if cfg.chunk_rule == "batch" else {}),
+            batch_chunk_rule=cfg.chunk_rule == "batch",
         )  # (b, Y)
         local_loss = self.loss_fn(logits, labels)
         # DDP averages gradients over ranks; weighting each rank's mean by its share makes the
