@@ -199,3 +199,50 @@ def test_teacher_mode_training_form_has_no_holes(page, streamlit_app):
     open_app(page, streamlit_app, "training?teacher=0")
     expect(page.get_by_text("Run keeping")).to_be_visible()
     expect(page.get_by_label("Seed", exact=True)).to_be_visible()
+
+
+@pytest.fixture
+def one_mb_server(tmp_path, monkeypatch):
+    """The app with uploads limited to 1 MB, so that a 'too large' file is small to make."""
+    monkeypatch.setenv("RIR_APP_MODEL", "random-small")
+    monkeypatch.setenv(jobs.RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv("RIR_UPLOAD_MAX_MB", "1")
+    server = StreamlitServer(log_path=tmp_path / "server.log")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.mark.browser
+def test_an_upload_too_large_says_why_in_a_sentence(page, one_mb_server, tmp_path):
+    """#18 item 9: a file over the upload limit never reaches the server; the browser showed
+    only a red chip, its reason on hover. The page now says under the uploader what is wrong."""
+    from playwright.sync_api import expect
+
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"\0" * 3_500_000)  # 3.5 MB as the browser counts (3.3 MiB)
+    small = tmp_path / "small.zip"
+    small.write_bytes(b"not a zip")
+    open_app(page, one_mb_server, "training")
+    page.get_by_role("tab", name="Upload a checkpoint").click()
+    box = page.get_by_test_id("stFileUploaderDropzoneInput")
+    box.set_input_files(str(big))
+    wait_for_app_idle(page)
+    notice = page.locator(".rir-refused")
+    expect(notice).to_have_text(
+        "big.zip is 3.5 MB, more than the 1 MB limit, so the browser did not send it."
+    )
+    assert notice.is_visible() and notice.bounding_box()["height"] > 20
+    # Adding a file under the limit: the server answers that one, the notice stays for big.zip.
+    box.set_input_files(str(small))
+    wait_for_app_idle(page)
+    expect(page.get_by_text("small.zip is not a valid zip archive.")).to_be_visible()
+    expect(notice).to_have_text(re.compile(r"^big\.zip is 3\.5 MB[^.]*\.$"))  # one sentence
+    # Removing the refused file takes its sentence away.
+    page.get_by_role("button", name="Remove big.zip").click()
+    wait_for_app_idle(page)
+    expect(notice).to_have_text("")
+    expect(notice).to_be_hidden()
+    assert_no_exception(page)

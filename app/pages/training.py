@@ -4,7 +4,7 @@ Thin by design: a run is a worker process (``app/jobs.py``) that writes everythi
 folder; this page only starts, stops and reads back. So a rerun, a closed tab or a server
 restart loses nothing, and the run shown is in the URL (``?job=<id>``). The estimate comes from
 ``app/estimate.py``, the charts from ``app/training_figures.py``, uploads and downloads from
-``app/model_store.py``.
+``app/model_store.py`` (a file the browser refuses is explained by ``app/uploads.py``).
 """
 
 import sys
@@ -18,7 +18,7 @@ if str(Path(__file__).resolve().parents[2]) not in sys.path:
 
 import streamlit as st
 
-from app import estimate, jobs, model_store, run_log, state, teacher
+from app import estimate, jobs, model_store, run_log, state, teacher, uploads
 from app import training_figures as TF
 from app.figures import md_escape
 from rir_core.config import Alignment
@@ -449,6 +449,7 @@ def upload() -> None:
         max_upload_size=limit,
         key=KEY + "upload",
     )
+    uploads.refused_notice(KEY + "upload", limit)  # a file too large never reaches us
     if not files:
         return
     ids = tuple(f.file_id for f in files)
