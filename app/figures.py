@@ -27,8 +27,6 @@ TOKEN_LABEL_LIMIT = 40
 TREE_NODE_BUDGET = 500
 # A level with more nodes than this is drawn as one box per chunk (a level summary).
 LEVEL_NODE_LIMIT = 300
-# Node labels written on tree markers only for small trees; larger ones use the hover.
-NODE_TEXT_LIMIT = 40
 # How many tokens a hover text quotes from a span before eliding the middle.
 HOVER_TOKENS = 12
 
@@ -299,6 +297,29 @@ def auto_min_span(layout: TreeLayout, budget: int = TREE_NODE_BUDGET) -> int:
     return candidates[-1]
 
 
+def window_layout(layout: TreeLayout, lo: int, hi: int) -> TreeLayout:
+    """The nodes of ``layout`` whose whole span lies in tokens ``[lo, hi)``: a forest (a node
+    whose parent reaches outside the window becomes a root, ``parent`` -1). Pre-order kept."""
+    new_id: dict[int, int] = {}
+    out = TreeLayout()
+    for i, (a, b) in enumerate(layout.spans):
+        if a < lo or b > hi:
+            continue
+        new_id[i] = len(out)
+        p = layout.parent[i]
+        out.x.append(layout.x[i])
+        out.y.append(layout.y[i])
+        out.spans.append((a, b))
+        out.labels.append(layout.labels[i])
+        out.is_leaf.append(layout.is_leaf[i])
+        out.parent.append(new_id.get(p, -1) if p >= 0 else -1)
+        if i in layout.bracket:
+            out.bracket.add(new_id[i])
+        if i in layout.collapsed:
+            out.collapsed.add(new_id[i])
+    return out
+
+
 def tree_figure(
     layout: TreeLayout,
     tokens: list[str],
@@ -308,6 +329,7 @@ def tree_figure(
     boundaries: list[int] | None = None,
     y_max: int | None = None,
     legend: list[tuple[str, str, str]] | None = None,
+    view: TreeView | None = None,
 ) -> go.Figure:
     """Edges (traces ``edges`` and, fainter, ``bracket edges`` from an operator to its own
     ``[OP`` and ``]`` tokens), then one marker per node: traces ``leaves`` (y = 0) and
@@ -321,11 +343,14 @@ def tree_figure(
     trees drawn side by side share one scale). ``legend``: ``(name, colour, symbol)`` of the
     marker kinds to explain on the figure itself (legend-only traces, legendgroup ``legend``).
 
-    Internal nodes are labelled (an operator's ``OP=value``) where the label fits: always up to
-    :data:`NODE_TEXT_LIMIT` tokens, else where it overlaps no wider node's label
-    (:func:`_labels_that_fit`).
+    Internal nodes are labelled (an operator's ``OP=value``) where the label fits, at the
+    font size and plot width of ``view``: where it overlaps no wider node's label
+    (:func:`_labels_that_fit`). ``view.window``: only tokens ``[lo, hi)`` are shown (the
+    layout is expected to hold only nodes inside them, see :func:`window_layout`).
     """
-    n = len(tokens)
+    view = view or TreeView()
+    lo, hi = view.window or (0, len(tokens))
+    n = hi - lo
     edges: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
     for i, p in enumerate(layout.parent):
         if p >= 0:
@@ -342,7 +367,6 @@ def tree_figure(
     leaves = [i for i in range(len(layout)) if layout.is_leaf[i]]
     inner = [i for i in range(len(layout)) if not layout.is_leaf[i]]
     colors = node_colors or [PRIMARY] * len(layout)
-    small = n <= NODE_TEXT_LIMIT
     fig = go.Figure()
     for faint, name in ((True, "bracket edges"), (False, "edges")):
         fig.add_trace(
@@ -386,10 +410,12 @@ def tree_figure(
             marker={"size": 7 if n <= TOKEN_LABEL_LIMIT else 4, "color": NEUTRAL},
             hovertext=[hover[i] for i in leaves],
             hoverinfo="text",
+            selected=NO_SELECTION_STYLE,  # a click opens a part: it must not dim the tree
+            unselected=NO_SELECTION_STYLE,
         )
     )
     height = max(max(layout.y, default=0), y_max or 0)
-    fits = [True] * len(inner) if small else _labels_that_fit(layout, inner, n, height)
+    fits = _labels_that_fit(layout, inner, lo, hi, height, view)
     labelled = any(fit and layout.labels[i] for fit, i in zip(fits, inner, strict=True))
     fig.add_trace(
         go.Scatter(
@@ -402,7 +428,7 @@ def tree_figure(
             if labelled
             else None,
             textposition="top center",
-            textfont={"family": FONT, "size": 10},
+            textfont={"family": FONT, "size": view.label_px},
             marker={
                 "size": 9 if n <= TOKEN_LABEL_LIMIT else 6,
                 "color": [colors[i] for i in inner],
@@ -414,9 +440,13 @@ def tree_figure(
             },
             hovertext=[hover[i] for i in inner],
             hoverinfo="text",
+            customdata=[list(layout.spans[i]) for i in inner],  # a click opens this span
+            selected=NO_SELECTION_STYLE,
+            unselected=NO_SELECTION_STYLE,
         )
     )
     top = height + 1.2  # room for the labels above the top nodes (the same for every tree)
+    boundaries = [b for b in boundaries or [] if lo < b < hi]
     if boundaries:
         bx: list[float | None] = []
         by: list[float | None] = []
@@ -446,7 +476,7 @@ def tree_figure(
                 hoverinfo="skip",
             )
         )
-    _base_layout(fig, title, height=int(min(520, 180 + 14 * height)))
+    _base_layout(fig, title, height=tree_figure_height(height))
     if legend or boundaries:
         # Inside the plot's top-left corner: a tree's root is at the middle, its left flank low.
         fig.layout.showlegend = True
@@ -458,9 +488,21 @@ def tree_figure(
             "bgcolor": "rgba(255, 255, 255, 0.85)",
             "font": {"size": 11},
         }
-    _token_axis(fig, tokens)
+    _token_axis(fig, tokens, lo, hi)
     fig.update_yaxes(title_text="height", range=[-0.7, top], showgrid=False, zeroline=False)
     return fig
+
+
+def window_height(layout: TreeLayout, window: tuple[int, int] | None) -> int:
+    """Height of the tallest node of ``layout`` inside tokens ``window`` (None: all)."""
+    lo, hi = window or (0, 10**12)
+    return max((y for (a, b), y in zip(layout.spans, layout.y, strict=True) if lo <= a and b <= hi),
+               default=0)  # fmt: skip
+
+
+def tree_figure_height(height: int) -> int:
+    """Pixel height of a tree figure whose tallest node is at ``height``."""
+    return int(min(520, 180 + 14 * height))
 
 
 # Marker kinds the tree legends explain: (legend text, colour, plotly marker symbol).
@@ -471,43 +513,75 @@ LEGEND_OTHER = ("other merge", PRIMARY, "circle")
 LEGEND_COLLAPSED = ("collapsed subtree (hover: its tokens)", NEUTRAL, "triangle-up")
 
 
-# What a node label takes on a tree drawn the page's width (for :func:`_labels_that_fit`).
-LABEL_PLOT_PX = 900  # plot width
-LABEL_CHAR_PX = 7  # one character of the 10 px monospace label
-LABEL_LINE_PX = 16  # one line of it, with a little air
+# Node labels: their font and the plot they are fitted to (the page's full width at 1280 px).
+LABEL_PX = 10  # font size of the node labels (teacher mode draws them larger)
+LABEL_PLOT_PX = 900  # plot width in pixels
+LABEL_CHAR_EM = 0.7  # one monospace character's width, in font sizes, with a little air
+LABEL_LINE_EM = 1.6  # one line's height, in font sizes, with a little air
 
 
-def _labels_that_fit(layout: TreeLayout, inner: list[int], n: int, height: int) -> list[bool]:
-    """Which of the ``inner`` nodes get their label written on a large tree: the widest first,
-    each only where its text does not overlap one already placed (a deep chain of nested
-    operators gets its outermost label, not a smear of all of them)."""
-    px_per_token = LABEL_PLOT_PX / max(n, 1)
-    px_per_level = (min(520, 180 + 14 * height) - 90) / (height + 1.9)
-    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 in pixels
+@dataclass(frozen=True)
+class TreeView:
+    """How a tree figure is drawn on the page: the token window shown (None: all of them), the
+    node labels' font size and the plot's width in pixels (what decides which labels fit)."""
+
+    window: tuple[int, int] | None = None
+    label_px: int = LABEL_PX
+    plot_px: int = LABEL_PLOT_PX
+
+
+def label_boxes(
+    layout: TreeLayout, nodes: list[int], lo: int, hi: int, height: int, view: TreeView
+) -> list[tuple[float, float, float, float]]:
+    """The pixel box ``(x0, x1, y0, y1)`` each node's label takes on the plot (y upwards)."""
+    px_per_token = view.plot_px / max(hi - lo, 1)
+    px_per_level = (tree_figure_height(height) - 90) / (height + 1.9)
+    char, line = LABEL_CHAR_EM * view.label_px, LABEL_LINE_EM * view.label_px
+    boxes = []
+    for i in nodes:
+        half = len(layout.labels[i]) * char / 2 + 2
+        cx, cy = (layout.x[i] - lo + 0.5) * px_per_token, layout.y[i] * px_per_level
+        boxes.append((cx - half, cx + half, cy + 4, cy + 4 + line))
+    return boxes
+
+
+def _labels_that_fit(
+    layout: TreeLayout, inner: list[int], lo: int, hi: int, height: int, view: TreeView
+) -> list[bool]:
+    """Which of the ``inner`` nodes get their label written: the widest first, each only where
+    its text does not overlap one already placed (a deep chain of nested operators gets its
+    outermost label, not a smear of all of them) and stays inside the plot."""
+    boxes = label_boxes(layout, inner, lo, hi, height, view)
+    placed: list[tuple[float, float, float, float]] = []
     fits = [False] * len(inner)
     order = sorted(
         range(len(inner)), key=lambda j: -(layout.spans[inner[j]][1] - layout.spans[inner[j]][0])
     )
     for j in order:
-        i = inner[j]
-        if not layout.labels[i]:
+        if not layout.labels[inner[j]]:
             continue
-        half = (len(layout.labels[i]) * LABEL_CHAR_PX) / 2 + 2
-        cx, cy = layout.x[i] * px_per_token, layout.y[i] * px_per_level
-        box = (cx - half, cx + half, cy + 4, cy + 4 + LABEL_LINE_PX)
+        box = boxes[j]
+        if box[0] < -view.label_px or box[1] > view.plot_px + view.label_px:
+            continue  # would be cut at the plot's edge
         if all(box[1] < b[0] or b[1] < box[0] or box[3] < b[2] or b[3] < box[2] for b in placed):
             placed.append(box)
             fits[j] = True
     return fits
 
 
-def _compact(layout: TreeLayout, min_span: int | None) -> tuple[TreeLayout, str]:
-    """``layout`` collapsed at ``min_span`` tokens (None: :func:`auto_min_span`), and a title
-    suffix saying so."""
+def _compact(
+    layout: TreeLayout, min_span: int | None, window: tuple[int, int] | None = None
+) -> tuple[TreeLayout, str]:
+    """``layout`` cut to ``window`` (tokens ``[lo, hi)``, None: all) and collapsed at
+    ``min_span`` tokens (None: :func:`auto_min_span`), and a title suffix saying so."""
+    note = ""
+    if window is not None:
+        layout = window_layout(layout, *window)
+        note = f" · tokens {window[0]}-{window[1] - 1}"
     w = auto_min_span(layout) if min_span is None else int(min_span)
     if w <= 2:
-        return layout, ""
-    return compact_layout(layout, w), f" · subtrees under {w} tokens collapsed"
+        return layout, note
+    return compact_layout(layout, w), note + f" · subtrees under {w} tokens collapsed"
 
 
 def gold_tree_figure(
@@ -517,15 +591,18 @@ def gold_tree_figure(
     boundaries: list[int] | None = None,
     crossing: set[tuple[int, int]] | None = None,
     y_max: int | None = None,
+    view: TreeView | None = None,
 ) -> go.Figure:
     """The parser's tree of the expression: operators (labelled ``OP=value``) over tokens.
 
     ``min_span``: collapse subtrees narrower than this many tokens (None: as needed to draw at
     most :data:`TREE_NODE_BUDGET` nodes; 1: draw every node). ``boundaries``: the chunk
     boundaries to draw (tokens that start a chunk); ``crossing``: the operator spans that cross
-    one (no RIR tree can hold them), drawn red; ``y_max`` as in :func:`tree_figure`.
+    one (no RIR tree can hold them), drawn red; ``y_max`` and ``view`` (a token window, the
+    labels' size) as in :func:`tree_figure`.
     """
-    layout, note = _compact(gold_tree_layout(expr, tokens), min_span)
+    view = view or TreeView()
+    layout, note = _compact(gold_tree_layout(expr, tokens), min_span, view.window)
     crossing = crossing or set()
     colors = [BOUNDARY if s in crossing else GOLD for s in layout.spans]
     hover = [
@@ -540,7 +617,7 @@ def gold_tree_figure(
     if layout.collapsed:
         legend.append(LEGEND_COLLAPSED)
     title = "Gold tree (from the parser)" + note
-    return tree_figure(layout, tokens, title, colors, hover, boundaries, y_max, legend)
+    return tree_figure(layout, tokens, title, colors, hover, boundaries, y_max, legend, view)
 
 
 def beam_tree_figure(
@@ -553,13 +630,15 @@ def beam_tree_figure(
     built: list[list[int]] | None = None,
     boundaries: list[int] | None = None,
     y_max: int | None = None,
+    view: TreeView | None = None,
 ) -> go.Figure:
     """A model beam's binary tree; internal nodes whose span is a gold constituent are green.
-    ``min_span``, ``boundaries`` and ``y_max`` as in :func:`gold_tree_figure`. ``built`` (the
-    trace's final beam ``built`` list, ``[first, last, level, chunk, step]`` per merged node)
-    adds to each node's hover the outer level, chunk and merge step at which the search built
-    it."""
-    layout, note = _compact(binary_tree_layout(tree, tokens), min_span)
+    ``min_span``, ``boundaries``, ``y_max`` and ``view`` as in :func:`gold_tree_figure`.
+    ``built`` (the trace's final beam ``built`` list, ``[first, last, level, chunk, step]`` per
+    merged node) adds to each node's hover the outer level, chunk and merge step at which the
+    search built it."""
+    view = view or TreeView()
+    layout, note = _compact(binary_tree_layout(tree, tokens), min_span, view.window)
     gold = {tuple(s) for s in gold_spans}
     where = {(b[0], b[1]): b[2:] for b in built or [] if b[2] >= 0}
     colors = [GOLD if tuple(s) in gold else PRIMARY for s in layout.spans]
@@ -573,7 +652,7 @@ def beam_tree_figure(
 
     hover = [hover_of(tuple(s)) for s in layout.spans]
     legend = [LEGEND_MATCH, LEGEND_OTHER] + ([LEGEND_COLLAPSED] if layout.collapsed else [])
-    return tree_figure(layout, tokens, title + note, colors, hover, boundaries, y_max, legend)
+    return tree_figure(layout, tokens, title + note, colors, hover, boundaries, y_max, legend, view)
 
 
 def tree_height(tree: Any) -> int:

@@ -55,6 +55,11 @@ ROOT_FONT_PX = 21  # Streamlit sizes text in rem: the root font scales all of it
 # Plotly does not follow the page's CSS: in teacher mode every chart gets these text sizes.
 CHART_FONT_PX = 18
 CHART_TICK_PX = 16  # beside 21 px text; 14 px ticks could not be read from the back of a room
+# A tree's plot area at a 1280 px window, the page's full width: with the sidebar open (as the
+# page starts outside teacher mode), and in teacher mode (sidebar folded, no side margins).
+# Node labels are fitted to it (figures.TreeView); two trees side by side get half less the axis.
+TREE_PLOT_PX = {False: 900, True: 980}
+TREE_AXIS_PX = 70  # a tree figure's y axis and margins
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -125,6 +130,19 @@ def plotly_chart(fig: Any, *, key: str, container: Any = None, **kwargs: Any) ->
     """``st.plotly_chart`` for every page: in teacher mode the chart's text is enlarged."""
     target = st if container is None else container
     return target.plotly_chart(projected(fig) if enabled() else fig, key=key, **kwargs)
+
+
+def tree_view(window: tuple[int, int] | None = None, half: bool = False) -> Any:
+    """How a tree figure is drawn on this page: its token window and the size its node labels
+    will have (``projected`` enlarges them in teacher mode) on a plot of the full or half page
+    width, so that the labels chosen are the ones that fit at that size."""
+    from app.figures import LABEL_PX, TreeView
+
+    on = enabled()
+    plot = TREE_PLOT_PX[on]
+    if half:
+        plot = (plot + TREE_AXIS_PX) // 2 - TREE_AXIS_PX
+    return TreeView(window, CHART_TICK_PX if on else LABEL_PX, plot)
 
 
 def _read_teacher_param() -> None:

@@ -334,6 +334,36 @@ def test_long_inputs_draw_compact_trees_and_level_summaries():
     assert not any("collapsed subtrees" in spec for spec in charts)
 
 
+def test_show_one_chunk_of_a_long_input_on_both_trees():
+    """#18 item 4: 'Show' offers the whole input and each level-0 chunk; a chunk draws both
+    trees over its tokens only; another expression starts again from the whole input."""
+    from rir_core.generate import Recipe, generate
+
+    text = generate(Recipe(95, 105), 1, seed=7)[0].text
+    at = _app(expr=text, w="30")
+    _ok(at)
+    show = at.selectbox(key="explorer.tree_part")
+    n = len(text.split())
+    assert show.value == (0, n)
+    assert show.options[:3] == [f"the whole input ({n} tokens)", "chunk 0: tokens 0-29",
+                                "chunk 1: tokens 30-59"]  # fmt: skip
+    show.set_value((30, 60)).run()
+    _ok(at)
+    for title in ("Gold tree", "Model tree (beam"):
+        fig = _figure(at, title)
+        assert "tokens 30-59" in fig["layout"]["title"]["text"]
+        assert fig["layout"]["xaxis"]["ticktext"] == text.split()[30:60]
+        spans = _named(fig, "internal nodes")["customdata"]
+        assert spans and all(a >= 30 and b <= 60 for a, b in spans)
+    assert any("Showing chunk 1: tokens 30-59" in c.value for c in at.caption)
+    at.text_input(key="settings.expression").set_value(LONG_OTHER).run()
+    _ok(at)
+    assert at.selectbox(key="explorer.tree_part").value == (0, len(LONG_OTHER.split()))
+
+
+LONG_OTHER = "[MAX " + " ".join(["[MIN 1 2 ]"] * 12) + " ]"  # 50 tokens
+
+
 def _named(fig: dict, name: str) -> dict:
     found = [t for t in fig["data"] if t.get("name") == name]
     assert len(found) == 1, [t.get("name") for t in fig["data"]]

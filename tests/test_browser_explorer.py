@@ -308,3 +308,105 @@ def test_beam_rows_and_pair_heat_line_up_by_token(page, streamlit_app, teacher_m
     page.wait_for_timeout(600)
     save_screenshot(page, f"beam-figures-step1{'-teacher' if teacher_mode else ''}", False)
     assert_no_exception(page)
+
+
+def _tree_chart(page, title: str):
+    return page.get_by_test_id("stPlotlyChart").filter(has_text=title).locator(".js-plotly-plot")
+
+
+def _open_select(page, box) -> None:
+    """Open a Streamlit selectbox's list (a click while the page settles can be lost)."""
+    for _ in range(3):
+        box.get_by_role("combobox").click()
+        try:
+            page.get_by_role("option").first.wait_for(timeout=5_000)
+            return
+        except Exception:  # noqa: BLE001 - not open yet: click again
+            page.keyboard.press("Escape")
+    page.get_by_role("option").first.wait_for()
+
+
+def _overlapping_labels(chart) -> list:
+    """Pairs of node labels whose drawn boxes overlap (as the browser laid them out)."""
+    return chart.evaluate(
+        """(el) => {
+            const boxes = [...el.querySelectorAll(".scatterlayer text")]
+              .filter((t) => t.textContent.trim())
+              .map((t) => [t.textContent, t.getBoundingClientRect()]);
+            const out = [];
+            for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+              const [a, p] = boxes[i], [b, q] = boxes[j];
+              if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1
+                  && q.top < p.bottom - 1) out.push([a, b]);
+            }
+            return [out, boxes.length, boxes.length ? getComputedStyle(boxes[0][0] && el
+              .querySelector(".scatterlayer text")).fontSize : null];
+        }"""
+    )
+
+
+@pytest.mark.browser
+def test_a_thousand_token_tree_on_a_projector(page, streamlit_app):
+    """#18 item 4: at 1280x720 in teacher mode the 1,000-token trees' labels are 16 px and none
+    is written over another; 'Show' draws one chunk with every node and its tokens, and a click
+    on a collapsed triangle opens that subtree."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    text = generate(Recipe(950, 1000), 1, seed=7)[0].text
+    open_app(page, streamlit_app, f"?expr={quote_plus(text)}&teacher=1")
+    assert_no_exception(page)
+    gold = _tree_chart(page, "Gold tree")
+    for title in ("Gold tree", "Model tree"):
+        overlaps, n_labels, size = _overlapping_labels(_tree_chart(page, title))
+        assert not overlaps, (title, overlaps[:5])
+        if title == "Gold tree":
+            assert n_labels >= 10 and size == "16px"
+
+    # One chunk: every node of it drawn (nothing collapsed), its tokens on the axis.
+    show = page.get_by_test_id("stSelectbox").filter(has_text="Show")
+    _open_select(page, show)
+    options = page.get_by_role("option").all_inner_texts()
+    assert options[0].startswith("the whole input") and options[1].startswith("chunk 0: tokens")
+    page.get_by_role("option", name=options[4]).click()
+    wait_for_app_idle(page)
+    lo, hi = map(int, re.search(r"tokens (\d+)-(\d+)", options[4]).groups())
+    for title in ("Gold tree", "Model tree"):
+        chart = _tree_chart(page, title)
+        expect(chart).to_contain_text(f"tokens {lo}-{hi}")
+        names = chart.evaluate("(el) => el.data.map((t) => t.name)")
+        assert "collapsed subtrees" not in names
+        ticks = chart.evaluate("(el) => el._fullLayout.xaxis.ticktext")
+        assert ticks == text.split()[lo : hi + 1]
+        overlaps, _, _ = _overlapping_labels(chart)
+        assert not overlaps, (title, overlaps[:5])
+    page.wait_for_timeout(800)
+    gold.scroll_into_view_if_needed()
+    save_screenshot(page, "explorer-1000-tokens-chunk-teacher", full_page=False)
+
+    # Back to the whole input, then click a collapsed triangle: its subtree opens.
+    _open_select(page, show)
+    page.get_by_role("option", name=options[0]).click()  # the whole input
+    wait_for_app_idle(page)
+    gold = _tree_chart(page, "Gold tree")
+    gold.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    x, y, span = gold.evaluate(
+        """(el) => {
+            const t = el._fullData.find((d) => d.name === "internal nodes");
+            const symbols = Array.isArray(t.marker.symbol) ? t.marker.symbol : [];
+            let best = -1;
+            symbols.forEach((s, i) => {
+              if (s === "triangle-up" && (best < 0 || t.customdata[i][1] - t.customdata[i][0]
+                  > t.customdata[best][1] - t.customdata[best][0])) best = i;
+            });
+            const layout = el._fullLayout, box = el.getBoundingClientRect();
+            return [box.left + layout._size.l + layout.xaxis.l2p(t.x[best]),
+                    box.top + layout._size.t + layout.yaxis.l2p(t.y[best]), t.customdata[best]];
+        }"""
+    )
+    page.mouse.click(x, y)
+    wait_for_app_idle(page)
+    expect(_tree_chart(page, "Gold tree")).to_contain_text(f"tokens {span[0]}-{span[1] - 1}")
+    expect(show.get_by_role("combobox")).to_have_value(f"tokens {span[0]}-{span[1] - 1}")
+    assert_no_exception(page)

@@ -117,31 +117,64 @@ def test_trees_do_not_recurse_and_long_inputs_hide_token_labels():
     assert list(short_fig.layout.xaxis.ticktext) == SHORT.split()
 
 
-def test_large_gold_trees_label_the_nodes_that_fit_without_overlap():
+@pytest.mark.parametrize(
+    "view",
+    [F.TreeView(), F.TreeView(label_px=16, plot_px=980), F.TreeView(label_px=16, plot_px=455)],
+    ids=["page", "teacher", "teacher-half"],
+)
+def test_large_gold_trees_label_the_nodes_that_fit_without_overlap(view):
     """#18 item 4: operator labels on a 1,000-token gold tree where they fit: the root always,
-    never two written over each other (pixel boxes at the figure's nominal size)."""
+    never two written over each other at the size they are drawn (teacher mode's 16 px labels
+    on a projector-wide or half-wide plot too: fewer of them, still apart)."""
     text = generate(Recipe(950, 1000), 1, seed=7)[0].text
     tokens = text.split()
-    fig = F.gold_tree_figure(parse(text), tokens, min_span=None)
+    fig = F.gold_tree_figure(parse(text), tokens, min_span=None, view=view)
     inner = _trace(fig, "internal nodes")
-    labels = [(x, y, t) for x, y, t in zip(inner.x, inner.y, inner.text, strict=True) if t]
-    assert 10 <= len(labels) < len(inner.x)  # some chains do not fit
+    assert inner.textfont.size == view.label_px
     root = max(range(len(inner.y)), key=inner.y.__getitem__)
     assert inner.text[root]  # the widest node is labelled first
-    height = max(inner.y)
-    px_token = F.LABEL_PLOT_PX / len(tokens)
-    px_level = (min(520, 180 + 14 * height) - 90) / (height + 1.9)
-    boxes = [
-        (x * px_token - len(t) * F.LABEL_CHAR_PX / 2, x * px_token + len(t) * F.LABEL_CHAR_PX / 2,
-         y * px_level, y * px_level + F.LABEL_LINE_PX)
-        for x, y, t in labels
-    ]  # fmt: skip
+    n = len(tokens)
+    layout = F.TreeLayout(
+        x=list(inner.x), y=list(inner.y), labels=list(inner.text),
+        spans=[tuple(s) for s in inner.customdata],
+    )  # fmt: skip
+    labelled = [i for i, t in enumerate(inner.text) if t]
+    assert 5 <= len(labelled) < len(inner.x)  # some chains do not fit
+    boxes = F.label_boxes(layout, labelled, 0, n, max(inner.y), view)
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    if view.label_px > F.LABEL_PX:  # larger letters: fewer labels than on the page
+        page = _trace(F.gold_tree_figure(parse(text), tokens, min_span=None), "internal nodes")
+        assert len(labelled) < sum(bool(t) for t in page.text)
     # The legend is on the figure: what the colours and triangles mean.
     names = {t.name for t in fig.data if t.legendgroup == "legend"}
     assert {F.LEGEND_GOLD_OP[0], F.LEGEND_COLLAPSED[0]} <= names
+
+
+def test_a_window_of_a_long_tree_draws_every_node_inside_it():
+    """#18 item 4: 'Show' a chunk of a 1,000-token input: every gold and model node whose span
+    lies inside the window is drawn (nothing collapsed), none from outside, the window's tokens
+    on the axis, and the model tree's nodes carry their span for a click to open."""
+    text = generate(Recipe(950, 1000), 1, seed=7)[0].text
+    tokens, expr = text.split(), parse(text)
+    lo, hi = 90, 120
+    view = F.TreeView(window=(lo, hi), label_px=16, plot_px=980)
+    full = F.gold_tree_layout(expr, tokens)
+    inside = sorted(s for s, leaf in zip(full.spans, full.is_leaf, strict=True)
+                    if not leaf and lo <= s[0] and s[1] <= hi)  # fmt: skip
+    fig = F.gold_tree_figure(expr, tokens, min_span=None, view=view)
+    inner = _trace(fig, "internal nodes")
+    assert sorted(tuple(s) for s in inner.customdata) == inside
+    assert "collapsed subtrees" not in [t.name for t in fig.data]
+    assert list(fig.layout.xaxis.ticktext) == tokens[lo:hi]
+    assert f"tokens {lo}-{hi - 1}" in fig.layout.title.text
+    tree = [[i, i + 1] for i in range(0, len(tokens) - 1, 2)]  # pairs, then a chain
+    while len(tree) > 1:
+        tree = [tree[0:2], *tree[2:]]
+    model = F.beam_tree_figure(tree[0], tokens, [], 0.0, "t", min_span=None, view=view)
+    spans = [tuple(s) for s in _trace(model, "internal nodes").customdata]
+    assert spans == [(i, i + 2) for i in range(lo, hi, 2)]  # the pairs; the chain reaches out
 
 
 # -- answer, depth ----------------------------------------------------------------------------

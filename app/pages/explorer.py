@@ -7,6 +7,7 @@ Thin by design: the model runs once per (expression, settings) inside ``state.ge
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -38,6 +39,9 @@ SCORE_COLUMN = st.column_config.NumberColumn(format="%.3f", width="medium")
 # Tree drawings: collapse subtrees under this many tokens ("auto": as needed, 1: never).
 COLLAPSE = "explorer.collapse"
 COLLAPSE_OPTIONS = ["auto", 1, 2, 4, 8, 16, 32, 64, 128]
+# The part of a long input both trees show: None (all of it) or a token window (lo, hi), kept
+# with the expression it belongs to; a click on a tree node opens that node's span.
+TREE_PART = "explorer.tree_part"
 # Autoplay: the merge steps advance on their own (through every chunk and level, then stop).
 AUTOPLAY = "explorer.autoplay"
 AUTOPLAY_LAST = "explorer.autoplay.last"  # when the last automatic step was taken
@@ -442,6 +446,39 @@ WHY_MISSED = {
 }
 
 
+def _part_options(trace: dict, boundaries: list[int]) -> list[tuple[int, int]]:
+    """What the trees can show: the whole input, each level-0 chunk, and the part a click
+    opened (when it is not one of those)."""
+    n = len(trace["tokens"])
+    starts = [0, *boundaries, n]
+    options = [(0, n)] + [(a, b) for a, b in zip(starts, starts[1:], strict=False)]
+    opened = ss.get(TREE_PART)
+    if opened not in options:
+        options.append(opened)
+    return options
+
+
+def _part_label(part: tuple[int, int], trace: dict, boundaries: list[int]) -> str:
+    if part == (0, len(trace["tokens"])):
+        return f"the whole input ({len(trace['tokens']):,} tokens)"
+    starts = [0, *boundaries]
+    label = f"tokens {part[0]}-{part[1] - 1}"
+    if part[0] in starts and part[1] in [*boundaries, len(trace["tokens"])]:
+        chunk = starts.index(part[0])
+        if (starts + [len(trace["tokens"])])[chunk + 1] == part[1]:
+            return f"chunk {chunk}: {label}"
+    return label
+
+
+def _open_clicked_part(chart_key: str, n_tokens: int) -> None:
+    """A click on a tree node (a collapsed triangle, an operator, a merge) shows its span."""
+    event = ss.get(chart_key)
+    points = event.selection.points if event is not None else []
+    data = points[0].get("customdata") if points else None
+    if data and len(data) == 2 and int(data[1]) - int(data[0]) >= 2:
+        ss[TREE_PART] = (int(data[0]), int(data[1]))
+
+
 def _chunk_facts(trace: dict) -> tuple[list[int], set[tuple[int, int]]]:
     """The level-0 chunk boundaries and the gold spans that cross one (per trace, memoised)."""
     levels = trace["levels"]
@@ -476,7 +513,12 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
     best = max(valid, key=lambda k: beams[k]["weight"])
     if ss.get(FINAL_BEAM) not in valid:  # none yet, or from a link, or K got smaller
         ss[FINAL_BEAM] = best
-    pick, collapse = st.columns(2, vertical_alignment="bottom")
+    long_input = len(tokens) > F.TOKEN_LABEL_LIMIT
+    whole = (0, len(tokens))
+    if ss.get(TREE_PART + ".of") != trace["expression"] or ss.get(TREE_PART) is None:
+        ss[TREE_PART] = whole  # none yet, or a part of an earlier expression
+        ss[TREE_PART + ".of"] = trace["expression"]
+    pick, part_box, collapse = st.columns(3, vertical_alignment="bottom")
     k = pick.selectbox(
         "Model tree: final beam",
         valid,
@@ -484,7 +526,17 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
         format_func=lambda k: f"beam {k}" + (" (the heaviest)" if k == best else ""),
         help="The beams' weights and recall are in the table 'All final beams' below.",
     )
-    if len(tokens) > F.TOKEN_LABEL_LIMIT:
+    part = None
+    if long_input:
+        part = part_box.selectbox(
+            "Show",
+            _part_options(trace, boundaries),
+            key=TREE_PART,
+            format_func=lambda p: _part_label(p, trace, boundaries),
+            help="Both trees over one part of the input: a chunk, or the span of a node you "
+            "click on either tree (a collapsed triangle opens its subtree). Every node inside "
+            "the part is drawn, with its label where it fits.",
+        )
         collapse.select_slider(
             "Collapse subtrees under (tokens)",
             COLLAPSE_OPTIONS,
@@ -492,19 +544,35 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
             key=COLLAPSE,
             help="Long inputs: a subtree narrower than this is drawn as one triangle over its "
             "tokens (hover it for its span). 'auto' collapses just enough to draw at most "
-            f"{F.TREE_NODE_BUDGET} nodes; 1 draws every node. Zoom in with the chart's toolbar.",
+            f"{F.TREE_NODE_BUDGET} nodes; 1 draws every node. Click a triangle to open it.",
+        )
+        part = None if part == whole else part
+        st.caption(
+            "Click a triangle (a collapsed subtree) or any node on either tree to show only "
+            "its part; 'Show' goes back to the whole input."
+            if part is None
+            else f"Showing {_part_label(part, trace, boundaries)} of {len(tokens):,}: the "
+            "nodes whose whole span lies inside it. 'Show' goes back to the whole input."
         )
     b = beams[k]
     graph = T.binary_tree_graph(b["tree"], tokens, trace["gold_spans"], name=f"beam{k}")
     recall = T.chunk_recall(T.constituents(graph), trace["gold_spans"], trace["levels"])
-    y_max = max(F.gold_height(parsed.expr), F.tree_height(b["tree"]))
-    # The gold side does not change with the beam picked: built once per trace and scale.
+    if part is None:
+        y_max = max(F.gold_height(parsed.expr), F.tree_height(b["tree"]))
+    else:
+        y_max = max(
+            F.window_height(F.gold_tree_layout(parsed.expr, tokens), part),
+            F.window_height(F.binary_tree_layout(b["tree"], tokens), part),
+        )
+    half = len(tokens) <= SIDE_BY_SIDE_TOKENS
+    view = teacher.tree_view(part, half)
+    # The gold side does not change with the beam picked: built once per trace and view.
     gold_fig = _memo(
         "gold_tree",
         trace,
-        (collapse_width(), y_max),
-        lambda width, top: F.gold_tree_figure(
-            parsed.expr, tokens, width, boundaries, crossing, top
+        (collapse_width(), y_max, view),
+        lambda width, top, view: F.gold_tree_figure(
+            parsed.expr, tokens, width, boundaries, crossing, top, view
         ),
     )
     title = f"Model tree (beam {k})"
@@ -518,13 +586,18 @@ def trees(trace: dict, parsed: state.Parsed) -> None:
         b.get("built"),
         boundaries,
         y_max,
+        view,
     )
     if len(tokens) <= SIDE_BY_SIDE_TOKENS:
         left, right = st.columns(2)
     else:
         left = right = st.container()
-    teacher.plotly_chart(gold_fig, key="explorer.gold", container=left)
-    teacher.plotly_chart(beam_fig, key="explorer.final_tree", container=right)
+    for fig, key, box in (
+        (gold_fig, "explorer.gold", left),
+        (beam_fig, "explorer.final_tree", right),
+    ):
+        opener = functools.partial(_open_clicked_part, key, len(tokens))
+        teacher.plotly_chart(fig, key=key, container=box, on_select=opener, selection_mode="points")
     gold_graph = _memo("gold_graph", trace, (), lambda: T.gold_tree_graph(parsed.expr, tokens))
     cmp = T.compare_with_gold(graph, gold_graph)
     st.markdown(
