@@ -58,7 +58,7 @@ CHART_TICK_PX = 16  # beside 21 px text; 14 px ticks could not be read from the 
 # A tree's plot area at a 1280 px window, the page's full width: with the sidebar open (as the
 # page starts outside teacher mode), and in teacher mode (sidebar folded, no side margins).
 # Node labels are fitted to it (figures.TreeView); two trees side by side get half less the axis.
-TREE_PLOT_PX = {False: 900, True: 980}
+TREE_PLOT_PX = {False: 740, True: 980}
 TREE_AXIS_PX = 70  # a tree figure's y axis and margins
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
