@@ -42,7 +42,8 @@ its short mode), `python tests/measure_speed.py` (a timing in Chromium for a min
 `python tests/measure_steps.py` (a timing, about a minute of CPU), `python
 tests/measure_page_loads.py` (every page's first load in Chromium, minutes), `python
 tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
-tests/aux_chunk_loss.py` (an experiment, tens of minutes),
+tests/aux_chunk_loss.py` (an experiment, tens of minutes), `python tests/measure_classroom.py`
+(a preset's whole training run, minutes),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -118,6 +119,8 @@ CHECKED_COMMANDS = {
     "tests/probe_chunk_roots.py": "a measurement: a minute or two of CPU (1,200 expressions, "
     "probes trained on their chunk roots)",
     "tests/aux_chunk_loss.py": "an experiment: hundreds of training steps, tens of minutes",
+    "tests/measure_classroom.py": "a measurement: a preset's whole training run, minutes of CPU; "
+    "tests/test_jobs.py starts jobs the same way",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
     "ruff": "the linter; .ci/run runs it",
     ".ci/run": "the whole CI run (a fresh environment, Chromium, the full suite)",

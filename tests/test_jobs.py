@@ -60,6 +60,23 @@ def test_settings_of_a_preset_rebuild_the_preset(name):
     assert JobSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
+def test_the_settings_defaults_are_the_classroom_preset():
+    """A job record written before a field existed reads it as the classroom preset's."""
+    assert JobSettings() == JobSettings.from_preset("classroom")
+
+
+def test_the_classroom_preset_tells_its_story_to_the_end(runs):
+    """#18 item 8: the watched tree is drawn at every epoch, and nothing but the epochs or the
+    time limit ends the run (early stopping cut it off on the dev-accuracy plateau, at an epoch
+    where the watched tree was wrong); its description states the epochs it runs."""
+    preset = get_preset("classroom")
+    assert preset.train.eval_every == 0 and preset.train.patience == 0
+    assert f"{preset.train.epochs} epochs" in preset.description
+    settings = JobSettings.from_preset("classroom")
+    steps = -(-preset.data.train_n // preset.train.batch_size) * preset.train.epochs
+    assert estimate.estimate(settings, runs).steps == steps
+
+
 def test_bad_settings_get_one_sentence():
     assert "batch_size" in tiny_settings(batch_size=0).problem()
     assert "ListOps" in tiny_settings(watch="[MAX 2").problem()
@@ -86,8 +103,12 @@ def test_estimate_is_calibrated_by_earlier_runs(runs):
     run = runs / "old"
     run.mkdir(parents=True)
     recipe = get_preset("classroom").to_dict()
+    m, d = recipe["model"], recipe["data"]
     predicted = estimate.step_seconds(
-        estimate.mean_tokens("train", 30, 3000), 32, 3, recipe["train"]["batch_size"]
+        estimate.mean_tokens("train", d["max_train_tokens"], d["train_n"]),
+        m["hidden_size"],
+        m["beam_size"],
+        recipe["train"]["batch_size"],
     )
     measured_seq_per_s = 32 / (2 * predicted)  # this server is twice as slow as the formula
     lines = [{"event": "start", "recipe": recipe, "device": "cpu"}] + [

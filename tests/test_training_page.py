@@ -92,7 +92,9 @@ def test_the_page_shows_the_estimate_before_starting():
 
 def test_early_stopping_can_be_turned_off_and_reaches_the_job(environment, sleeping_workers):
     at = _page()
-    assert at.number_input(key="training.patience").value == 4  # the classroom preset's
+    assert at.number_input(key="training.patience").value == 0  # the classroom preset's
+    assert "Early stopping may end it sooner" not in _texts(at.info)
+    at.number_input(key="training.patience").set_value(4).run()
     assert "Early stopping may end it sooner" in _texts(at.info)
     at.number_input(key="training.patience").set_value(0).run()
     _ok(at)
