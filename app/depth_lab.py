@@ -145,14 +145,22 @@ def depth_curves_figure(
             )
         )
     _base_layout(fig, f"Sequential depth vs length (chunk width W = {width})", height=430)
-    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.22})
-    fig.update_xaxes(title_text="tokens n (log scale)", type="log", showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(
-        title_text="sequential merge steps (log scale)",
-        type="log",
-        showgrid=True,
-        gridcolor="#eee",
+    # The legend inside the plot's empty top-left corner (every curve rises to the right): below
+    # the plot it ran into the x-axis title at a projector's text sizes (teacher mode).
+    fig.update_layout(
+        showlegend=True,
+        legend={"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
+                "bgcolor": "rgba(255, 255, 255, 0.85)"},
+    )  # fmt: skip
+    # Labels at the powers of ten only: plotly's in-between "2" and "5" are drawn smaller than
+    # the other ticks, too small to read on a projector.
+    fig.update_xaxes(
+        title_text="tokens n (log scale)", type="log", dtick=1, showgrid=True, gridcolor="#eee"
     )
+    fig.update_yaxes(
+        title_text="sequential steps (log scale)", type="log", dtick=1, showgrid=True,
+        gridcolor="#eee",
+    )  # fmt: skip
     return fig
 
 
@@ -259,5 +267,9 @@ def runs_figure(runs: list[ModelRun]) -> go.Figure:
     )
     _base_layout(fig, "", 300)
     fig.update_layout(margin={"t": 50})
-    fig.update_yaxes(rangemode="tozero", showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+    # A quarter of headroom above the tallest bar: its number is written above it, inside the
+    # plot (at a projector's text size it ran into the panel's title and was cut).
+    for col, values in ((1, [r.depth for r in done]), (2, [1000 * r.seconds for r in done])):
+        fig.update_yaxes(range=[0, 1.25 * max(values, default=1)], row=1, col=col)
     return fig

@@ -517,7 +517,7 @@ LEGEND_COLLAPSED = ("collapsed subtree (hover: its tokens)", NEUTRAL, "triangle-
 LABEL_PX = 10  # font size of the node labels (teacher mode draws them larger)
 LABEL_PLOT_PX = 900  # plot width in pixels
 LABEL_CHAR_EM = 0.7  # one monospace character's width, in font sizes, with a little air
-LABEL_LINE_EM = 1.6  # one line's height, in font sizes, with a little air
+LABEL_LINE_EM = 1.3  # one line's height, in font sizes, with a little air
 
 
 @dataclass(frozen=True)
@@ -1300,5 +1300,9 @@ def depth_curves_figure(width: int, n_max: int = 2000, mark_n: int | None = None
                 "bgcolor": "rgba(255, 255, 255, 0.85)"},
     )  # fmt: skip
     fig.update_xaxes(title_text="tokens n", showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(title_text="sequential merges (log scale)", type="log", gridcolor="#eee")
+    # Labels at the powers of ten only (plotly's smaller in-between "2" and "5" are unreadable
+    # on a projector).
+    fig.update_yaxes(
+        title_text="sequential merges (log scale)", type="log", dtick=1, gridcolor="#eee"
+    )
     return fig

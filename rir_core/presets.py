@@ -206,7 +206,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu": Preset(
         "cpu",
-        "The paper's model and optimizer with a one-hour limit: learns ListOps on a 2-core CPU.",
+        "The paper's model and optimizer for an hour: learns ListOps on a 2-core CPU.",
         # Measured: a D 64, K 5 model (AdamW lr 2e-3 batch 64, or Ranger lr 1e-3 batch 128) sat
         # on the 60-68% plateau for its whole hour (12.7 epochs on one thread). The paper-size
         # model left it after 5-6 epochs in both of our runs (seeds 0 and 3), and 5-6 epochs
@@ -231,8 +231,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "classroom": Preset(
         "classroom",
-        "A small model on short expressions: the watched tree turns right after a few "
-        "epochs; 20 epochs, about 5 minutes on a CPU.",
+        "Watch the tree turn right in a few epochs; 20 epochs, about 5 minutes on a CPU.",
         # Measured with tests/measure_classroom.py (docs/training.md): the first version (D 32,
         # 3,000 examples of <= 30 tokens, lr 3e-3, 12 epochs, early stopping) ended in about
         # 65 s with [MAX 2 9 [MIN 4 7 ] 0 ] still at 50% recall (MIN never a node); run on to

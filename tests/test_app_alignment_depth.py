@@ -172,7 +172,7 @@ def test_depth_lab_marks_the_current_expression():
     assert star["x"] == [16] and star["y"] == [measured] == [6]
     rows = _table(at, "RIR exact")
     mine = rows[rows["tokens n"] == 16].iloc[0]
-    assert "this expression (measured 6)" in mine["note"] and mine["RIR exact"] == 6
+    assert "this input (measured 6)" in mine["note"] and mine["RIR exact"] == 6
     assert "EBT/BT n − 1" in rows.columns and "balanced ⌈log₂ n⌉" in rows.columns
 
     at.select_slider(key="depth.n").set_value(300).run()

@@ -119,9 +119,16 @@ The **star** is the expression from the Explorer, measured by the model.
         if row["tokens n"] == n_pick:
             marks.append("slider")
         if measured and row["tokens n"] == measured[0]:
-            marks.append(f"this expression (measured {measured[1]})")
+            marks.append(f"this input (measured {measured[1]})")
         row["note"] = ", ".join(marks)
-    st.dataframe(rows, hide_index=True)
+    # Narrow number columns leave the note its text: at teacher mode's sizes the table was
+    # wider than the page and the note was cut ("this expres").
+    narrow = st.column_config.NumberColumn(width="small")
+    st.dataframe(
+        rows, hide_index=True,
+        column_config={"tokens n": narrow, "levels": narrow,
+                       "note": st.column_config.TextColumn(width="large")},
+    )  # fmt: skip
     st.caption(
         "'chunks per level': how many chunks each outer level has (the last level is always one "
         "chunk). RIR exact can sit slightly above the bound: the 1.5·W rule lets a last chunk "

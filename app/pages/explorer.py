@@ -379,7 +379,8 @@ def inner_recursion(trace: dict, level: int) -> None:
         "in both pictures. Every beam proposes its best pairs; only the K best candidates "
         "overall survive."
     )
-    left, right = st.columns([2, 3])
+    # Side by side their last columns were cut at teacher mode's text size: one above the other.
+    left, right = (st.container(), st.container()) if teacher.enabled() else st.columns([2, 3])
     with left:
         st.markdown("**Beams at this step**")
         st.dataframe(
