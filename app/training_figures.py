@@ -48,13 +48,15 @@ def thin(rows: list[dict[str, Any]], max_points: int = MAX_POINTS) -> list[dict[
     return picked if picked[-1] is rows[-1] else [*picked, rows[-1]]
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, height: int = 300) -> go.Figure:
+def _layout(fig: go.Figure, title: str, y_title: str, height: int = 340) -> go.Figure:
     fig.update_layout(
         title={"text": title, "font": {"size": 14}},
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         plot_bgcolor="white",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
+        # At the figure's bottom edge, under the x-axis title whatever its text size (at
+        # y = -0.3 of the plot, teacher mode's larger ticks pushed the title under the legend).
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "x": 0},
         uirevision="keep",  # a refresh keeps the user's zoom
     )
     fig.update_xaxes(title_text="step", showgrid=True, gridcolor="#eef2f5", rangemode="tozero")
@@ -163,7 +165,7 @@ def composition_figure(evals: list[dict[str, Any]]) -> go.Figure | None:
         y=CHANCE, line={"dash": "dot", "color": "#9aa8b4", "width": 1},
         annotation_text="chance", annotation_position="top right",
     )  # fmt: skip
-    _layout(fig, "Chunk composition: accuracy per length group", "accuracy", height=340)
+    _layout(fig, "Chunk composition: accuracy per length group", "accuracy", height=380)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return fig
 
@@ -178,7 +180,8 @@ def lr_figure(steps: list[dict[str, Any]]) -> go.Figure:
         )
     )  # fmt: skip
     _layout(fig, "Learning rate", "lr")
-    fig.update_yaxes(rangemode="tozero", exponentformat="e", tickformat=".0e")
+    # Two significant digits at most ("1.5e-3"): with one, 1.5e-3 and 2e-3 were both "2e-3".
+    fig.update_yaxes(rangemode="tozero", exponentformat="e", tickformat=".2~e")
     return fig
 
 

@@ -9,8 +9,19 @@ their last columns cut. Screenshots land in tests/_artifacts/teacher-720p-*.png.
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from browser import assert_no_exception, open_app, save_screenshot, wait_for_app_idle
+from browser import (
+    StreamlitServer,
+    assert_no_exception,
+    open_app,
+    save_screenshot,
+    wait_for_app_idle,
+)
+from job_helpers import tiny_settings
+
+from app import jobs
 
 # Each page (and the lesson that fills the Explorer's step tables) in teacher mode.
 PAGES = {
@@ -96,6 +107,18 @@ def _scroll_through(page) -> None:
     page.wait_for_timeout(800)
 
 
+def _audit(page, charts_expected: bool = True) -> None:
+    _scroll_through(page)
+    found = page.evaluate(AUDIT_JS)
+    assert not found["cut"], f"text cut short: {found['cut']}"
+    assert found["charts"] or not charts_expected, "no chart drawn"
+    for chart in found["charts"]:
+        assert not chart["legendOver"], (chart["name"], "legend over", chart["legendOver"])
+        assert not chart["titlesCut"], (chart["name"], "axis title cut", chart["titlesCut"])
+        assert not chart["smallTicks"], (chart["name"], "small ticks", chart["smallTicks"])
+        assert not chart["barTextsOut"], (chart["name"], "bar values cut", chart["barTextsOut"])
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_is_legible_in_teacher_mode_at_720p(page, streamlit_app, name):
@@ -103,18 +126,47 @@ def test_every_page_is_legible_in_teacher_mode_at_720p(page, streamlit_app, name
     open_app(page, streamlit_app, PAGES[name])
     wait_for_app_idle(page)
     assert_no_exception(page)
-    _scroll_through(page)
-    found = page.evaluate(AUDIT_JS)
-    assert not found["cut"], f"text cut short: {found['cut']}"
-    assert found["charts"] or name == "training", "no chart drawn"  # training: none before a run
-    for chart in found["charts"]:
-        assert not chart["legendOver"], (chart["name"], "legend over", chart["legendOver"])
-        assert not chart["titlesCut"], (chart["name"], "axis title cut", chart["titlesCut"])
-        assert not chart["smallTicks"], (chart["name"], "small ticks", chart["smallTicks"])
-        assert not chart["barTextsOut"], (chart["name"], "bar values cut", chart["barTextsOut"])
+    _audit(page, charts_expected=name != "training")  # no run yet: no chart on Training
     if name == "explorer":  # the two step tables one above the other, each the page's width
         beams = page.get_by_text("Beams at this step", exact=True).bounding_box()
         candidates = page.get_by_text("Candidates and pruning", exact=True).bounding_box()
         assert candidates["y"] > beams["y"] + 50 and abs(candidates["x"] - beams["x"]) < 5
     page.evaluate(f"() => {MAIN}.scrollTo(0, 0)")
     save_screenshot(page, f"teacher-720p-{name}", full_page=False)
+
+
+@pytest.fixture
+def finished_run(tmp_path, monkeypatch):
+    """A server whose runs folder holds one finished tiny run (trained for real, seconds)."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RIR_APP_MODEL", "random-small")
+    monkeypatch.setenv(jobs.RUNS_ENV, str(runs))
+    monkeypatch.setenv(jobs.THREADS_ENV, "1")
+    job = jobs.start_job(tiny_settings(epochs=4, eval_every=4), root=runs)
+    deadline = time.monotonic() + 120
+    while jobs.get_job(job.id, runs).active and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert jobs.get_job(job.id, runs).status == "finished"
+    server = StreamlitServer(log_path=tmp_path / "server.log")
+    server.start()
+    try:
+        yield server.url, job.id
+    finally:
+        server.stop()
+
+
+@pytest.mark.browser
+def test_a_finished_run_is_legible_in_teacher_mode_at_720p(page, finished_run):
+    """The Training page as a class sees a run: the three small charts' legends sat on their
+    x-axis titles at teacher mode's text sizes, and the learning rate's ticks repeated "2e-3"."""
+    url, job_id = finished_run
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_app(page, url, f"training?job={job_id}&teacher=1")
+    assert_no_exception(page)
+    _audit(page)
+    lr = page.get_by_test_id("stPlotlyChart").filter(has_text="Learning rate")
+    ticks = lr.locator(".ytick text").evaluate_all("(els) => els.map((e) => e.textContent)")
+    assert len(ticks) == len(set(ticks)), ticks
+    lr.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    save_screenshot(page, "teacher-720p-training-run", full_page=False)
