@@ -210,8 +210,10 @@ def test_markdown_escaping_shows_every_character_as_written():
 
 
 def test_no_user_text_can_reach_unsafe_html():
-    """The only raw HTML the app writes is teacher mode's stylesheet, built from constants, and
-    the script that scrolls to a section, whose only parameter is one of the section anchors."""
+    """The only raw HTML the app writes is teacher mode's stylesheet, built from constants, the
+    script that scrolls to a section, whose only parameter is one of the section anchors, and
+    the script that explains a refused upload, whose parameters are the page's own widget key
+    and limit and which writes the file's name as text, never as HTML."""
     raw = []
     for path in sorted((REPO / "app").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -229,8 +231,18 @@ def test_no_user_text_can_reach_unsafe_html():
     assert raw == [
         ("app/teacher.py", "st.html(script, unsafe_allow_javascript=True, width=1)"),
         ("app/teacher.py", "st.html(f'<style>\\n{css()}</style>')"),
+        ("app/uploads.py", "st.html(script, unsafe_allow_javascript=True)"),
     ], raw
-    from app import teacher
+    from app import teacher, uploads
+
+    assert "innerHTML" not in uploads._SCRIPT and "textContent = text" in uploads._SCRIPT
+    callers = [
+        ast.unparse(node)
+        for path in sorted((REPO / "app").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("refused_notice")
+    ]
+    assert callers == ["uploads.refused_notice(KEY + 'upload', limit)"], callers
 
     assert not inspect.signature(teacher.css).parameters
     # The one script (a lesson's section scrolled into view) names only the pages' headings.
