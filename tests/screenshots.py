@@ -43,6 +43,8 @@ class Shot:
     path: str  # page and query string, e.g. "?lesson=chunks"
     heading: str | None = None  # scroll this heading to the top; None: the page's top
     what: str = ""
+    pick: tuple[str, str] | None = None  # (select box label, option) to choose first
+    viewport: dict[str, int] | None = None  # None: VIEWPORT
 
 
 SHOTS = (
@@ -55,6 +57,14 @@ SHOTS = (
     Shot("training", "training", None, "the Training page: presets, settings, estimate"),
     Shot("guide", "guide", None, "the Guide's tour"),
     Shot("teacher-mode", "?lesson=chunks&teacher=1", "Outer recursion", "teacher mode"),
+    Shot(
+        "trees-teacher",
+        "?lesson=very-long&teacher=1",
+        None,
+        "979 tokens on a 1280x720 projector: both trees over one chunk",
+        pick=("Show", "chunk 9: tokens 270-299"),
+        viewport={"width": 1280, "height": 720},
+    ),
 )
 
 
@@ -74,9 +84,29 @@ def scroll_to_heading(page, text: str) -> None:
 
 
 def take(page, base_url: str, shot: Shot, out: Path) -> Path:
+    page.set_viewport_size(shot.viewport or VIEWPORT)
     open_app(page, base_url, shot.path)
     wait_for_app_idle(page)
     assert_no_exception(page)
+    if shot.pick:
+        label, option = shot.pick
+        box = page.get_by_test_id("stSelectbox").filter(has_text=label).first
+        box.scroll_into_view_if_needed()
+        box.get_by_role("combobox").click()
+        page.get_by_role("option", name=option, exact=True).click()
+        wait_for_app_idle(page)
+        assert_no_exception(page)
+        if not shot.heading:  # the select box's row at the top, what it drew below
+            page.get_by_test_id("stSelectbox").filter(has_text=label).first.evaluate(
+                """(el, header) => {
+                    el.scrollIntoView({block: "start"});
+                    let box = el.parentElement;
+                    while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+                    if (box) box.scrollBy(0, -header);
+                }""",
+                HEADER_PX + 60,  # and its label
+            )
+            page.wait_for_timeout(SETTLE_MS)
     if shot.heading:
         scroll_to_heading(page, shot.heading)
     page.wait_for_timeout(SETTLE_MS)
