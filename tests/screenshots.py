@@ -5,7 +5,8 @@
 
 Starts ``streamlit run app/main.py`` and a headless system Chromium with the browser-test
 helpers (``tests/browser.py``), opens each view by its lesson link (``app/lessons.py``),
-scrolls to the part the README talks about and saves a 1280 x 800 PNG. Look at every image
+scrolls to the part the README talks about and saves a 1280 x 800 PNG (1280 x 720 for the
+projector shot). Look at every image
 before you commit it: the script only checks that each page ran without an exception.
 """
 
