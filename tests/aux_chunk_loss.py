@@ -1,7 +1,7 @@
 """Experiment (issue #16): does an auxiliary loss on level-0 chunk roots (their partial values)
 speed up chunk composition? The W 8 diagnostic, from the shipped weights, on fresh data.
 
-    python tests/aux_chunk_loss.py LAMBDA STEPS OUT.jsonl TRAIN.tsv DEV.tsv
+    python tests/aux_chunk_loss.py LAMBDA STEPS OUT.jsonl TRAIN.tsv DEV.tsv [--targets lsum]
 
 trains STEPS steps (batch 128, Ranger lr 5e-4, gradient clip 1, W 8) on TRAIN.tsv and logs the
 accuracy on DEV.tsv at W 8 every 100 steps to OUT.jsonl. LAMBDA 0 is the control: the same
@@ -82,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="JSONL log")
     p.add_argument("train", help="training TSV")
     p.add_argument("dev", help="held-out TSV, scored at W 8 every 100 steps")
+    p.add_argument(
+        "--targets",
+        default="top,lmin,lmax,lsum",
+        help="comma list of the auxiliary targets to train (default all four)",
+    )
     args = p.parse_args(argv)
+    targets = set(args.targets.split(","))
+    unknown = targets - {"top", "lmin", "lmax", "lsum"}
+    if unknown:
+        p.error(f"unknown target(s) {', '.join(sorted(unknown))}: use top, lmin, lmax, lsum.")
     torch.manual_seed(0)
     model, _ = load_checkpoint(Path(__file__).resolve().parents[1] / "pretrained" / "rir_ebt_grc")
     D = model.config.hidden_size
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         aux = sum(
             F.cross_entropy(heads[k](roots), y[:, j], ignore_index=-100)
             for j, k in enumerate(("top", "lmin", "lmax", "lsum"))
-            if (y[:, j] >= 0).any()
+            if k in targets and (y[:, j] >= 0).any()
         )
         total = loss + args.lam * aux
         opt.zero_grad()

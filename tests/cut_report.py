@@ -1,0 +1,112 @@
+"""Which chunk compositions fail? Accuracy of two-chunk inputs by what the cut leaves open.
+
+At chunk width W, an input of 1.5 W to 2 W tokens is cut once, after token W. The first chunk
+ends with some lists still open (the operators on its stack); the second chunk's root must stand
+for the rest of them (their remaining arguments and closing brackets), and the level above must
+compose the two roots. This report groups fresh two-chunk inputs by
+
+- ``open``: the operators left open at the cut, outermost first (``SM/MAX``: an SM list holds an
+  open MAX list), the only ones whose values cross the boundary;
+- ``depth``: how many lists are open at the cut;
+
+and prints the model's accuracy on each group at W beside the same inputs unchunked (one chunk).
+A group whose chunked accuracy sits near chance (10%) while the unchunked one is near 100% names a
+composition the model has not learned.
+
+    python tests/cut_report.py --checkpoint pretrained/rir_ebt_grc --chunk-width 8
+
+The inputs are 4,000 generated expressions of 1.5 W to 2 W tokens (seed 777) unless ``--data``
+names a TSV file (rows of other lengths are skipped). A few minutes of CPU at W 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rir_core.checkpoint import load_checkpoint  # noqa: E402
+from rir_core.data import read_tsv  # noqa: E402
+from rir_core.generate import Recipe, generate  # noqa: E402
+from rir_core.listops import evaluate  # noqa: E402
+from rir_core.outer import chunk_sizes  # noqa: E402
+
+
+def open_at_cut(tokens: list[str], cut: int) -> list[str]:
+    """The operators (without ``[``) still open after ``tokens[:cut]``, outermost first."""
+    stack: list[str] = []
+    for t in tokens[:cut]:
+        if t.startswith("["):
+            stack.append(t[1:])
+        elif t == "]":
+            stack.pop()
+    return stack
+
+
+def group_keys(tokens: list[str], cut: int) -> list[str]:
+    """The report rows an input of two chunks (cut after ``cut`` tokens) counts in."""
+    stack = open_at_cut(tokens, cut)
+    return [
+        "all",
+        f"depth {len(stack)}",
+        f"outermost open {stack[0] if stack else '-'}",
+        f"open {'/'.join(stack) if stack else '-'}",
+    ]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of k successes in n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python tests/cut_report.py", description=__doc__)
+    p.add_argument("--checkpoint", default="pretrained/rir_ebt_grc")
+    p.add_argument("--chunk-width", type=int, default=8)
+    p.add_argument("--data", help="a TSV file (default: 4,000 generated two-chunk inputs)")
+    p.add_argument("--n", type=int, default=4000, help="generated inputs (default 4,000)")
+    p.add_argument("--min-rows", type=int, default=40, help="hide smaller groups (default 40)")
+    args = p.parse_args(argv)
+    w = args.chunk_width
+    lo, hi = -(-3 * w // 2), 2 * w  # exactly two chunks at W
+    if args.data:
+        texts = [ex.text for ex in read_tsv(args.data) if lo <= len(ex.text.split()) <= hi]
+    else:
+        texts = [ex.text for ex in generate(Recipe(lo, hi), args.n, seed=777)]
+    if not texts:
+        print(f"no input of {lo}-{hi} tokens (two chunks at W {w}).")
+        return 1
+    model, _ = load_checkpoint(args.checkpoint)
+    model.eval()
+    chunked = model.predict(texts, seed=0, chunk_width=w)
+    whole = model.predict(texts, seed=0, chunk_width=10 * hi)
+    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # right chunked, right whole, n
+    for text, pc, pw in zip(texts, chunked, whole, strict=True):
+        tokens = text.split()
+        truth = evaluate(text)
+        cut = chunk_sizes(len(tokens), w)[0]
+        for key in group_keys(tokens, cut):
+            r = rows[key]
+            r[0] += pc == truth
+            r[1] += pw == truth
+            r[2] += 1
+    print(f"{len(texts)} inputs of {lo}-{hi} tokens, two chunks at W {w}: {args.checkpoint}")
+    print(f"{'group':24s} {'n':>5s} {'chunked':>8s} {'95% interval':>14s} {'unchunked':>9s}")
+    for key in sorted(rows, key=lambda k: (k != "all", k.split()[0], k)):
+        right, right_whole, n = rows[key]
+        if n < args.min_rows:
+            continue
+        a, b = wilson(right, n)
+        print(f"{key:24s} {n:5d} {right / n:8.3f} {a:6.3f}-{b:.3f} {right_whole / n:9.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

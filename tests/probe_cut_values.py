@@ -1,0 +1,122 @@
+"""Which half of a cut list does the model lose? Probes of the two chunk roots at a depth-1 cut.
+
+Take inputs of 1.5 W to 2 W tokens whose one cut (after token W) falls between two top-level
+arguments of the root list, so each chunk holds complete arguments only:
+``[SM 3 [MAX 2 5 ] 4 | 7 [MIN 0 1 ] ]``. The first chunk's root must carry the root list's value
+so far (its *partial* value: SM over 3, 5, 4), the second chunk's root the value of the arguments
+it adds (its *pending* value: SM over 7, 0) before the closing bracket, and the level above must
+combine the two. Per root operator, this prints the model's accuracy at W on these inputs and how
+well a linear probe (80% to fit, 20% to score) reads each value from each level-0 root (beam 0),
+beside the majority class. MED has no single pending value and gets the accuracy only.
+
+    python tests/probe_cut_values.py --checkpoint pretrained/rir_ebt_grc --chunk-width 8
+
+Up to 1,500 inputs per operator from 30,000 generated expressions (seed 4242). A few minutes of
+CPU at W 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from probe_chunk_roots import linear_probe  # noqa: E402
+
+from rir_core.checkpoint import load_checkpoint  # noqa: E402
+from rir_core.generate import Recipe, generate  # noqa: E402
+from rir_core.listops import evaluate  # noqa: E402
+
+VALUE = {"[SM": lambda a: sum(a) % 10, "[MAX": max, "[MIN": min}
+
+
+def top_level_arguments(tokens: list[str]) -> list[tuple[int, int]]:
+    """(first, last) token index of each argument of the root list."""
+    args: list[tuple[int, int]] = []
+    open_at: list[int] = []
+    for i, t in enumerate(tokens):
+        if t.startswith("["):
+            open_at.append(i)
+        elif t == "]":
+            first = open_at.pop()
+            if len(open_at) == 1:
+                args.append((first, i))
+        elif len(open_at) == 1:
+            args.append((i, i))
+    return args
+
+
+def split_values(tokens: list[str], cut: int) -> tuple[list[int], list[int]] | None:
+    """The values of the root list's arguments before and after ``cut``, or None when an
+    argument straddles the cut or either side has none."""
+    args = top_level_arguments(tokens)
+    if any(first < cut <= last for first, last in args):
+        return None
+    before = [evaluate(" ".join(tokens[a : b + 1])) for a, b in args if b < cut]
+    after = [evaluate(" ".join(tokens[a : b + 1])) for a, b in args if a >= cut]
+    return (before, after) if before and after else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python tests/probe_cut_values.py", description=__doc__)
+    p.add_argument("--checkpoint", default="pretrained/rir_ebt_grc")
+    p.add_argument("--chunk-width", type=int, default=8)
+    p.add_argument("--per-op", type=int, default=1500)
+    args = p.parse_args(argv)
+    w = args.chunk_width
+    lo, hi = -(-3 * w // 2), 2 * w
+    rows: dict[str, list[tuple[str, list[int], list[int]]]] = defaultdict(list)
+    for ex in generate(Recipe(lo, hi), 30_000, seed=4242):
+        tokens = ex.text.split()
+        split = split_values(tokens, w)
+        if split is not None and len(rows[tokens[0]]) < args.per_op:
+            rows[tokens[0]].append((ex.text, *split))
+    model, _ = load_checkpoint(args.checkpoint)
+    model.eval()
+    inner = model.encoder.inner
+    forward = inner.forward
+    seen: list[torch.Tensor] = []
+
+    def spy(state, lengths, max_len, keys, recorder=None):  # noqa: ANN001
+        out = forward(state, lengths, max_len, keys, recorder)
+        if keys.level == 0:
+            seen.append(out.nodes[:, 0, 0].detach())  # (N, D): beam 0 of every chunk
+        return out
+
+    inner.forward = spy
+    print(f"depth-1 cuts at W {w}, inputs of {lo}-{hi} tokens: {args.checkpoint}")
+    print("root      n    acc  partial  (major)  pending  (major)")
+    for op in sorted(rows):
+        items = rows[op]
+        first, second, right = [], [], 0
+        for s in range(0, len(items), 250):
+            batch = items[s : s + 250]
+            seen.clear()
+            ids, mask, lengths = model.encode_tokens([t.split() for t, _, _ in batch])
+            # With autograd on, a level's chunks run in one call, in plan order (example by
+            # example, chunk by chunk), so row 2i and 2i+1 are example i's two chunks.
+            with torch.enable_grad():
+                logits = model(ids, mask, 0, lengths=lengths, chunk_width=w)
+            preds = logits.argmax(-1).tolist()
+            right += sum(pr == evaluate(t) for pr, (t, _, _) in zip(preds, batch, strict=True))
+            roots = seen[0].view(len(batch), 2, -1)
+            first.append(roots[:, 0])
+            second.append(roots[:, 1])
+        line = f"{op[1:]:5s} {len(items):5d} {right / len(items):6.3f}"
+        if op in VALUE:
+            f = VALUE[op]
+            a1, m1 = linear_probe(torch.cat(first).float(), [f(b) for _, b, _ in items])
+            a2, m2 = linear_probe(torch.cat(second).float(), [f(a) for _, _, a in items])
+            line += f" {a1:8.3f} {m1:8.3f} {a2:8.3f} {m2:8.3f}"
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The grouping tests/cut_report.py reports chunk compositions by."""
+
+from __future__ import annotations
+
+from cut_report import group_keys, open_at_cut, wilson
+
+
+def tokens_of(text: str) -> list[str]:
+    return text.split()
+
+
+def test_the_lists_left_open_at_a_cut_outermost_first() -> None:
+    tokens = tokens_of("[SM 3 [MAX 2 5 ] [MIN 4 7 ] 0 ]")
+    assert open_at_cut(tokens, 1) == ["SM"]
+    assert open_at_cut(tokens, 4) == ["SM", "MAX"]  # "[SM 3 [MAX 2" | "5 ] ..."
+    assert open_at_cut(tokens, 6) == ["SM"]  # the MAX list closed inside the first chunk
+    assert open_at_cut(tokens, len(tokens)) == []
+
+
+def test_an_input_counts_in_its_depth_and_its_open_operators() -> None:
+    tokens = tokens_of("[MED 1 [SM 3 4 ] [MAX 2 5 9 ] 0 ]")
+    assert group_keys(tokens, 8) == ["all", "depth 2", "outermost open MED", "open MED/MAX"]
+    assert group_keys(tokens, 2) == ["all", "depth 1", "outermost open MED", "open MED"]
+
+
+def test_the_interval_holds_the_rate_and_narrows_with_n() -> None:
+    lo, hi = wilson(30, 100)
+    assert lo < 0.3 < hi
+    lo2, hi2 = wilson(300, 1000)
+    assert lo < lo2 < 0.3 < hi2 < hi
+    assert abs(wilson(0, 50)[0]) < 1e-12  # no success: the interval starts at 0
+
+
+def test_a_depth_one_cut_splits_the_root_lists_arguments() -> None:
+    from probe_cut_values import split_values, top_level_arguments
+
+    tokens = tokens_of("[SM 3 [MAX 2 5 ] 4 7 [MIN 0 1 ] ]")
+    assert top_level_arguments(tokens) == [(1, 1), (2, 5), (6, 6), (7, 7), (8, 11)]
+    assert split_values(tokens, 7) == ([3, 5, 4], [7, 0])  # "... 4 | 7 [MIN 0 1 ] ]"
+    assert split_values(tokens, 4) is None  # the cut falls inside the MAX list
+    assert split_values(tokens, 1) is None  # nothing of the root list before the cut
