@@ -7,7 +7,10 @@ so far (its *partial* value: SM over 3, 5, 4), the second chunk's root the value
 it adds (its *pending* value: SM over 7, 0) before the closing bracket, and the level above must
 combine the two. Per root operator, this prints the model's accuracy at W on these inputs and how
 well a linear probe (80% to fit, 20% to score) reads each value from each level-0 root (beam 0),
-beside the majority class. MED has no single pending value and gets the accuracy only.
+beside the majority class. MED has no single pending value and gets the accuracy only. A last
+line probes, over all four operators, whether the second chunk knows which list it continues: the
+root list's operator from the second root, and from the mean of that chunk's leaf vectors (after
+the bidirectional S4D and the leaf transform).
 
     python tests/probe_cut_values.py --checkpoint pretrained/rir_ebt_grc --chunk-width 8
 
@@ -82,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     inner = model.encoder.inner
     forward = inner.forward
     seen: list[torch.Tensor] = []
+    leaves: list[torch.Tensor] = []
+    op_roots: list[torch.Tensor] = []
+    op_leaves: list[torch.Tensor] = []
+    op_labels: list[int] = []
 
     def spy(state, lengths, max_len, keys, recorder=None):  # noqa: ANN001
         out = forward(state, lengths, max_len, keys, recorder)
         if keys.level == 0:
             seen.append(out.nodes[:, 0, 0].detach())  # (N, D): beam 0 of every chunk
+            leaves.append(state.nodes[:, 0].detach())  # (N, W, D): each chunk's leaves
         return out
 
     inner.forward = spy
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(0, len(items), 250):
             batch = items[s : s + 250]
             seen.clear()
+            leaves.clear()
             ids, mask, lengths = model.encode_tokens([t.split() for t, _, _ in batch])
             # With autograd on, a level's chunks run in one call, in plan order (example by
             # example, chunk by chunk), so row 2i and 2i+1 are example i's two chunks.
@@ -108,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             roots = seen[0].view(len(batch), 2, -1)
             first.append(roots[:, 0])
             second.append(roots[:, 1])
+            chunk_leaves = leaves[0].view(len(batch), 2, leaves[0].shape[1], -1)
+            for i, (text, _, _) in enumerate(batch):
+                op_leaves.append(chunk_leaves[i, 1, : len(text.split()) - w].mean(0))
+            op_roots.append(roots[:, 1])
+            op_labels += [sorted(rows).index(op)] * len(batch)
         line = f"{op[1:]:5s} {len(items):5d} {right / len(items):6.3f}"
         if op in VALUE:
             f = VALUE[op]
@@ -115,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
             a2, m2 = linear_probe(torch.cat(second).float(), [f(a) for _, _, a in items])
             line += f" {a1:8.3f} {m1:8.3f} {a2:8.3f} {m2:8.3f}"
         print(line, flush=True)
+    # Shuffle so that the probe's 80/20 split mixes the operators.
+    perm = torch.randperm(len(op_labels), generator=torch.Generator().manual_seed(0)).tolist()
+    y = [op_labels[i] for i in perm]
+    a_root, major = linear_probe(torch.cat(op_roots)[perm].float(), y)
+    a_leaves, _ = linear_probe(torch.stack(op_leaves)[perm].float(), y)
+    print(
+        f"the root list's operator from the second root {a_root:.3f}, from the mean of its "
+        f"leaves {a_leaves:.3f} (majority {major:.3f})"
+    )
     return 0
 
 
