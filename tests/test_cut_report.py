@@ -39,3 +39,14 @@ def test_a_depth_one_cut_splits_the_root_lists_arguments() -> None:
     assert split_values(tokens, 7) == ([3, 5, 4], [7, 0])  # "... 4 | 7 [MIN 0 1 ] ]"
     assert split_values(tokens, 4) is None  # the cut falls inside the MAX list
     assert split_values(tokens, 1) is None  # nothing of the root list before the cut
+
+
+def test_a_lesson_is_the_cuts_with_that_many_lists_open() -> None:
+    from make_cut_lessons import is_lesson
+
+    one = tokens_of("[SM 3 [MAX 2 5 ] 4 7 [MIN 0 1 ] ]")  # cut after 7 tokens: between args
+    assert is_lesson(one, 7, 1)
+    assert not is_lesson(one, 7, 2)
+    two = tokens_of("[SM 3 [MAX 2 5 ] 4 7 [MIN 0 1 ] ]")  # cut after 4: SM holds an open MAX
+    assert is_lesson(two, 4, 2)
+    assert not is_lesson(two, 4, 1)
