@@ -43,7 +43,9 @@ its short mode), `python tests/measure_speed.py` (a timing in Chromium for a min
 tests/measure_page_loads.py` (every page's first load in Chromium, minutes), `python
 tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
 tests/aux_chunk_loss.py` (an experiment, tens of minutes), `python tests/measure_classroom.py`
-(a preset's whole training run, minutes),
+(a preset's whole training run, minutes), `python tests/cut_report.py`, `python
+tests/probe_cut_values.py` (measurements, minutes), `python tests/make_cut_lessons.py` (writes a
+training file, a minute or two),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -119,6 +121,12 @@ CHECKED_COMMANDS = {
     "tests/probe_chunk_roots.py": "a measurement: a minute or two of CPU (1,200 expressions, "
     "probes trained on their chunk roots)",
     "tests/aux_chunk_loss.py": "an experiment: hundreds of training steps, tens of minutes",
+    "tests/cut_report.py": "a measurement: minutes of CPU (4,000 two-chunk inputs, chunked and "
+    "whole); tests/test_cut_report.py checks its grouping",
+    "tests/probe_cut_values.py": "a measurement: minutes of CPU (up to 6,000 inputs, probes on "
+    "their chunk roots); tests/test_cut_report.py checks its split of the arguments",
+    "tests/make_cut_lessons.py": "writes a training file from 120,000 generated expressions (a "
+    "minute or two); tests/test_cut_report.py checks which cuts it keeps",
     "tests/measure_classroom.py": "a measurement: a preset's whole training run, minutes of CPU; "
     "tests/test_jobs.py starts jobs the same way",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
