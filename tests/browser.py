@@ -151,6 +151,14 @@ class StreamlitServer:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-last_chars:] or "(no output)"
 
+    def __enter__(self) -> StreamlitServer:
+        """``with StreamlitServer(...) as server:`` starts it and stops it on the way out."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

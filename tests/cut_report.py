@@ -22,13 +22,13 @@ names a TSV file (rows of other lengths are skipped). A few minutes of CPU at W 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.alignment_lab import wilson_interval  # noqa: E402
 from rir_core.checkpoint import load_checkpoint  # noqa: E402
 from rir_core.data import read_tsv  # noqa: E402
 from rir_core.generate import Recipe, generate  # noqa: E402
@@ -58,12 +58,9 @@ def group_keys(tokens: list[str], cut: int) -> list[str]:
     ]
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of k successes in n."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+def two_chunk_lengths(width: int) -> tuple[int, int]:
+    """The token counts cut exactly once at ``width``: 1.5 W (rounded up) to 2 W."""
+    return -(-3 * width // 2), 2 * width
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-rows", type=int, default=40, help="hide smaller groups (default 40)")
     args = p.parse_args(argv)
     w = args.chunk_width
-    lo, hi = -(-3 * w // 2), 2 * w  # exactly two chunks at W
+    lo, hi = two_chunk_lengths(w)
     if args.data:
         texts = [ex.text for ex in read_tsv(args.data) if lo <= len(ex.text.split()) <= hi]
     else:
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         right, right_whole, n = rows[key]
         if n < args.min_rows:
             continue
-        a, b = wilson(right, n)
+        a, b = (x / 100 for x in wilson_interval(right, n))  # percent -> fraction
         print(f"{key:24s} {n:5d} {right / n:8.3f} {a:6.3f}-{b:.3f} {right_whole / n:9.3f}")
     return 0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cut_report import open_at_cut  # noqa: E402
+from cut_report import open_at_cut, two_chunk_lengths  # noqa: E402
 from probe_cut_values import split_values  # noqa: E402
 
 from rir_core.generate import Recipe, generate  # noqa: E402
@@ -42,12 +42,13 @@ def is_lesson(tokens: list[str], width: int, open_lists: int) -> bool:
     return len(open_at_cut(tokens, width)) == open_lists
 
 
-def held_out(width: int) -> set[str]:
-    """The inputs the two reports score on (their default generator calls)."""
-    lo, hi = -(-3 * width // 2), 2 * width
-    probes = generate(Recipe(lo, hi), 30_000, seed=4242)  # probe_cut_values
-    report = generate(Recipe(lo, hi), 4_000, seed=777)  # cut_report
-    return {ex.text for ex in probes} | {ex.text for ex in report}
+def report_inputs(width: int) -> tuple[list[str], list[str]]:
+    """The inputs the two reports score on (their default generator calls): those of
+    ``probe_cut_values`` and those of ``cut_report``."""
+    lo, hi = two_chunk_lengths(width)
+    probes = [ex.text for ex in generate(Recipe(lo, hi), 30_000, seed=4242)]
+    report = [ex.text for ex in generate(Recipe(lo, hi), 4_000, seed=777)]
+    return probes, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.open < 1:
         p.error("--open must be at least 1: a cut with no list open needs no composition.")
     w = args.chunk_width
-    lo, hi = -(-3 * w // 2), 2 * w
-    skip = held_out(w)
+    lo, hi = two_chunk_lengths(w)
+    probes, report = report_inputs(w)
+    skip = set(probes) | set(report)
     rows = [
         ex.text
         for ex in generate(Recipe(lo, hi), args.generate, seed=args.seed)
@@ -76,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         f.writelines(f"{evaluate(t)}\t{t}\n" for t in rows)
     print(f"wrote {len(rows)} rows with {args.open} list(s) open at the cut to {args.out}")
     if args.dev_out:
-        dev = [
-            ex.text
-            for ex in generate(Recipe(lo, hi), 4_000, seed=777)
-            if is_lesson(ex.text.split(), w, args.open)
-        ][:600]
+        dev = [t for t in report if is_lesson(t.split(), w, args.open)][:600]
         with open(args.dev_out, "w") as f:
             f.writelines(f"{evaluate(t)}\t{t}\n" for t in dev)
         print(f"wrote {len(dev)} held-out rows to {args.dev_out}")

@@ -30,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe_chunk_roots import linear_probe  # noqa: E402
+from cut_report import two_chunk_lengths  # noqa: E402
+from probe_chunk_roots import capture_level0, linear_probe  # noqa: E402
 
 from rir_core.checkpoint import load_checkpoint  # noqa: E402
 from rir_core.generate import Recipe, generate  # noqa: E402
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-op", type=int, default=1500)
     args = p.parse_args(argv)
     w = args.chunk_width
-    lo, hi = -(-3 * w // 2), 2 * w
+    lo, hi = two_chunk_lengths(w)
     rows: dict[str, list[tuple[str, list[int], list[int]]]] = defaultdict(list)
     for ex in generate(Recipe(lo, hi), 30_000, seed=4242):
         tokens = ex.text.split()
@@ -82,31 +83,18 @@ def main(argv: list[str] | None = None) -> int:
             rows[tokens[0]].append((ex.text, *split))
     model, _ = load_checkpoint(args.checkpoint)
     model.eval()
-    inner = model.encoder.inner
-    forward = inner.forward
-    seen: list[torch.Tensor] = []
-    leaves: list[torch.Tensor] = []
-    op_roots: list[torch.Tensor] = []
-    op_leaves: list[torch.Tensor] = []
+    seen = capture_level0(model)  # per level-0 call: (beam-0 roots (N, D), leaves (N, W, D))
+    op_roots: list[torch.Tensor] = []  # every second root, all operators
+    op_leaves: list[torch.Tensor] = []  # the mean of every second chunk's leaves
     op_labels: list[int] = []
-
-    def spy(state, lengths, max_len, keys, recorder=None):  # noqa: ANN001
-        out = forward(state, lengths, max_len, keys, recorder)
-        if keys.level == 0:
-            seen.append(out.nodes[:, 0, 0].detach())  # (N, D): beam 0 of every chunk
-            leaves.append(state.nodes[:, 0].detach())  # (N, W, D): each chunk's leaves
-        return out
-
-    inner.forward = spy
     print(f"depth-1 cuts at W {w}, inputs of {lo}-{hi} tokens: {args.checkpoint}")
     print("root      n    acc  partial  (major)  pending  (major)")
-    for op in sorted(rows):
+    for label, op in enumerate(sorted(rows)):
         items = rows[op]
         first, second, right = [], [], 0
         for s in range(0, len(items), 250):
             batch = items[s : s + 250]
             seen.clear()
-            leaves.clear()
             ids, mask, lengths = model.encode_tokens([t.split() for t, _, _ in batch])
             # With autograd on, a level's chunks run in one call, in plan order (example by
             # example, chunk by chunk), so row 2i and 2i+1 are example i's two chunks.
@@ -114,14 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                 logits = model(ids, mask, 0, lengths=lengths, chunk_width=w)
             preds = logits.argmax(-1).tolist()
             right += sum(pr == evaluate(t) for pr, (t, _, _) in zip(preds, batch, strict=True))
-            roots = seen[0].view(len(batch), 2, -1)
+            roots, leaves = seen[0]
+            roots = roots.view(len(batch), 2, -1)
             first.append(roots[:, 0])
             second.append(roots[:, 1])
-            chunk_leaves = leaves[0].view(len(batch), 2, leaves[0].shape[1], -1)
+            leaves = leaves.view(len(batch), 2, leaves.shape[1], -1)
             for i, (text, _, _) in enumerate(batch):
-                op_leaves.append(chunk_leaves[i, 1, : len(text.split()) - w].mean(0))
-            op_roots.append(roots[:, 1])
-            op_labels += [sorted(rows).index(op)] * len(batch)
+                op_leaves.append(leaves[i, 1, : len(text.split()) - w].mean(0))
+        op_roots += second
+        op_labels += [label] * len(items)
         line = f"{op[1:]:5s} {len(items):5d} {right / len(items):6.3f}"
         if op in VALUE:
             f = VALUE[op]

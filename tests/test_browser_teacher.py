@@ -147,12 +147,8 @@ def finished_run(tmp_path, monkeypatch):
     while jobs.get_job(job.id, runs).active and time.monotonic() < deadline:
         time.sleep(0.5)
     assert jobs.get_job(job.id, runs).status == "finished"
-    server = StreamlitServer(log_path=tmp_path / "server.log")
-    server.start()
-    try:
+    with StreamlitServer(log_path=tmp_path / "server.log") as server:
         yield server.url, job.id
-    finally:
-        server.stop()
 
 
 @pytest.mark.browser

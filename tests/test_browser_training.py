@@ -207,12 +207,8 @@ def one_mb_server(tmp_path, monkeypatch):
     monkeypatch.setenv("RIR_APP_MODEL", "random-small")
     monkeypatch.setenv(jobs.RUNS_ENV, str(tmp_path / "runs"))
     monkeypatch.setenv("RIR_UPLOAD_MAX_MB", "1")
-    server = StreamlitServer(log_path=tmp_path / "server.log")
-    server.start()
-    try:
+    with StreamlitServer(log_path=tmp_path / "server.log") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.mark.browser

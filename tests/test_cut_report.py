@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cut_report import group_keys, open_at_cut, wilson
+from cut_report import group_keys, open_at_cut, two_chunk_lengths
 
 
 def tokens_of(text: str) -> list[str]:
@@ -23,12 +23,13 @@ def test_an_input_counts_in_its_depth_and_its_open_operators() -> None:
     assert group_keys(tokens, 2) == ["all", "depth 1", "outermost open MED", "open MED"]
 
 
-def test_the_interval_holds_the_rate_and_narrows_with_n() -> None:
-    lo, hi = wilson(30, 100)
-    assert lo < 0.3 < hi
-    lo2, hi2 = wilson(300, 1000)
-    assert lo < lo2 < 0.3 < hi2 < hi
-    assert abs(wilson(0, 50)[0]) < 1e-12  # no success: the interval starts at 0
+def test_two_chunk_lengths_are_cut_exactly_once() -> None:
+    from rir_core.outer import chunk_sizes
+
+    lo, hi = two_chunk_lengths(8)
+    assert (lo, hi) == (12, 16)
+    assert all(len(chunk_sizes(n, 8)) == 2 for n in range(lo, hi + 1))
+    assert len(chunk_sizes(lo - 1, 8)) == 1 and len(chunk_sizes(hi + 1, 8)) == 3
 
 
 def test_a_depth_one_cut_splits_the_root_lists_arguments() -> None:
