@@ -15,6 +15,11 @@ composition the model has not learned.
 
     python tests/cut_report.py --checkpoint pretrained/rir_ebt_grc --chunk-width 8
 
+``--s4d-per-chunk`` adds a column: the chunked accuracy when the pre-chunk S4D (SPEC 5) runs on
+each chunk alone, so that no context crosses the cut. The paper puts the S4D before the chunking
+to give every chunk its context; where this column equals the chunked one, the model composes
+through the chunk roots alone and does not use that context.
+
 The inputs are 4,000 generated expressions of 1.5 W to 2 W tokens (seed 777) unless ``--data``
 names a TSV file (rows of other lengths are skipped). A few minutes of CPU at W 8.
 """
@@ -22,11 +27,15 @@ names a TSV file (rows of other lengths are skipped). A few minutes of CPU at W 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
 
 from app.alignment_lab import wilson_interval  # noqa: E402
 from rir_core.checkpoint import load_checkpoint  # noqa: E402
@@ -63,6 +72,31 @@ def two_chunk_lengths(width: int) -> tuple[int, int]:
     return -(-3 * width // 2), 2 * width
 
 
+@contextlib.contextmanager
+def s4d_per_chunk(model, cut: int) -> Iterator[None]:
+    """Within this block the model's pre-chunk S4D runs on ``tokens[:cut]`` and ``tokens[cut:]``
+    separately, so no context crosses the cut; chunking and trees are unchanged. Every input
+    must be longer than ``cut`` (two-chunk inputs are)."""
+    s4d = model.s4d
+    if s4d is None:  # a model without the S4D layer: nothing crosses the cut anyway
+        yield
+        return
+    forward = s4d.forward
+
+    def split(x: torch.Tensor, mask: torch.Tensor, recurrent: bool = False) -> torch.Tensor:
+        if not bool(mask[:, cut:].any(1).all()):
+            raise ValueError(f"every input must be longer than the cut ({cut} tokens)")
+        head = forward(x[:, :cut], mask[:, :cut], recurrent)  # (B, cut, D)
+        tail = forward(x[:, cut:], mask[:, cut:], recurrent)  # (B, L - cut, D)
+        return torch.cat([head, tail], 1)
+
+    s4d.forward = split
+    try:
+        yield
+    finally:
+        del s4d.forward  # the class's method again
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python tests/cut_report.py", description=__doc__)
     p.add_argument("--checkpoint", default="pretrained/rir_ebt_grc")
@@ -70,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="a TSV file (default: 4,000 generated two-chunk inputs)")
     p.add_argument("--n", type=int, default=4000, help="generated inputs (default 4,000)")
     p.add_argument("--min-rows", type=int, default=40, help="hide smaller groups (default 40)")
+    p.add_argument(
+        "--s4d-per-chunk",
+        action="store_true",
+        help="add the chunked accuracy with the S4D run on each chunk alone",
+    )
     args = p.parse_args(argv)
     w = args.chunk_width
     lo, hi = two_chunk_lengths(w)
@@ -84,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     chunked = model.predict(texts, seed=0, chunk_width=w)
     whole = model.predict(texts, seed=0, chunk_width=10 * hi)
-    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # right chunked, right whole, n
-    for text, pc, pw in zip(texts, chunked, whole, strict=True):
+    alone = chunked
+    if args.s4d_per_chunk:
+        with s4d_per_chunk(model, w):  # two-chunk inputs: the cut is after token W
+            alone = model.predict(texts, seed=0, chunk_width=w)
+    # right chunked, right whole, right with the S4D per chunk, n
+    rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for text, pc, pw, pa in zip(texts, chunked, whole, alone, strict=True):
         tokens = text.split()
         truth = evaluate(text)
         cut = chunk_sizes(len(tokens), w)[0]
@@ -93,15 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             r = rows[key]
             r[0] += pc == truth
             r[1] += pw == truth
-            r[2] += 1
+            r[2] += pa == truth
+            r[3] += 1
     print(f"{len(texts)} inputs of {lo}-{hi} tokens, two chunks at W {w}: {args.checkpoint}")
-    print(f"{'group':24s} {'n':>5s} {'chunked':>8s} {'95% interval':>14s} {'unchunked':>9s}")
+    extra = f" {'S4D per chunk':>13s}" if args.s4d_per_chunk else ""
+    print(f"{'group':24s} {'n':>5s} {'chunked':>8s} {'95% interval':>14s} {'unchunked':>9s}{extra}")
     for key in sorted(rows, key=lambda k: (k != "all", k.split()[0], k)):
-        right, right_whole, n = rows[key]
+        right, right_whole, right_alone, n = rows[key]
         if n < args.min_rows:
             continue
         a, b = (x / 100 for x in wilson_interval(right, n))  # percent -> fraction
-        print(f"{key:24s} {n:5d} {right / n:8.3f} {a:6.3f}-{b:.3f} {right_whole / n:9.3f}")
+        extra = f" {right_alone / n:13.3f}" if args.s4d_per_chunk else ""
+        print(f"{key:24s} {n:5d} {right / n:8.3f} {a:6.3f}-{b:.3f} {right_whole / n:9.3f}{extra}")
     return 0
 
 

@@ -51,3 +51,27 @@ def test_a_lesson_is_the_cuts_with_that_many_lists_open() -> None:
     two = tokens_of("[SM 3 [MAX 2 5 ] 4 7 [MIN 0 1 ] ]")  # cut after 4: SM holds an open MAX
     assert is_lesson(two, 4, 2)
     assert not is_lesson(two, 4, 1)
+
+
+def test_s4d_per_chunk_stops_context_at_the_cut_and_restores_the_layer() -> None:
+    import torch
+    from cut_report import s4d_per_chunk
+
+    from rir_core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(hidden_size=16, scorer_slice=8, scorer_hidden=8, chunk_width=4).eval()
+    a = "[SM 3 4 5 6 [MAX 1 2 ] ]"
+    b = "[MIN 9 0 5 6 [MAX 1 2 ] ]"  # differs from a only before the cut (after token 4)
+    ids, mask = model.encode_texts([a, b])[:2]
+    with torch.no_grad():
+        leaves = model.embed(ids, mask)  # (2, L, D)
+        with s4d_per_chunk(model, 4):
+            cut_leaves = model.embed(ids, mask)
+        again = model.embed(ids, mask)
+    # Normally the second chunk's leaves see the first chunk through the S4D ...
+    assert not torch.allclose(leaves[0, 4:], leaves[1, 4:], atol=1e-4)
+    # ... and with the S4D per chunk they do not: they depend on their own chunk alone.
+    torch.testing.assert_close(cut_leaves[0, 4:], cut_leaves[1, 4:])
+    assert not torch.allclose(cut_leaves[0, :4], cut_leaves[1, :4], atol=1e-4)
+    torch.testing.assert_close(again, leaves)  # the layer is whole again after the block

@@ -45,7 +45,8 @@ tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
 tests/aux_chunk_loss.py` (an experiment, tens of minutes), `python tests/measure_classroom.py`
 (a preset's whole training run, minutes), `python tests/cut_report.py`, `python
 tests/probe_cut_values.py` (measurements, minutes), `python tests/make_cut_lessons.py` (writes a
-training file, a minute or two), `python tests/grad_per_level.py` (seconds),
+training file, a minute or two), `python tests/grad_per_level.py` (seconds), `python
+tests/composition_depth.py` (a measurement over the standard splits, a minute or two),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -128,6 +129,8 @@ CHECKED_COMMANDS = {
     "tests/make_cut_lessons.py": "writes a training file from 120,000 generated expressions (a "
     "minute or two); tests/test_cut_report.py checks which cuts it keeps",
     "tests/grad_per_level.py": "a measurement: one forward and backward on 4 batches (seconds)",
+    "tests/composition_depth.py": "a measurement: pure Python over 1,000 examples of each "
+    "standard split (a minute or two); tests/test_composition_depth.py checks its parts",
     "tests/measure_classroom.py": "a measurement: a preset's whole training run, minutes of CPU; "
     "tests/test_jobs.py starts jobs the same way",
     "apt-get": "needs root and a network; the package must be the one .ci/run installs",
