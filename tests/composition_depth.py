@@ -26,6 +26,8 @@ Pure Python over the standard splits (generated once and cached); a minute or tw
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import random
 import sys
 from collections import Counter
@@ -34,8 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cut_report import open_at_cut  # noqa: E402
+
 from rir_core.generate import load_split  # noqa: E402
-from rir_core.listops import apply_operator  # noqa: E402
+from rir_core.listops import apply_operator, evaluate_tokens  # noqa: E402
 from rir_core.outer import chunk_sizes  # noqa: E402
 
 #: The depths the report prints (``None``: exact composition).
@@ -45,12 +49,7 @@ DEPTHS: tuple[int | None, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, None)
 def cut_positions(n: int, width: int) -> list[int]:
     """Token counts before each level-0 cut (a cut at ``c`` splits ``tokens[:c] | tokens[c:]``).
     Higher levels join whole level-0 chunks, so their cuts are among these."""
-    sizes = chunk_sizes(n, width)
-    cuts, at = [], 0
-    for size in sizes[:-1]:
-        at += size
-        cuts.append(at)
-    return cuts
+    return list(itertools.accumulate(chunk_sizes(n, width)[:-1]))
 
 
 def list_spans(tokens: Sequence[str]) -> list[tuple[int, int, int]]:
@@ -99,21 +98,17 @@ def value_with_noise(
 
 def pops_per_chunk(tokens: Sequence[str], cuts: Sequence[int]) -> list[int]:
     """For each chunk after the first: how many lists opened in an earlier chunk it closes."""
-    bounds = [0, *cuts, len(tokens)]
-    chunk_of = [0] * len(tokens)
-    for c in range(len(bounds) - 1):
-        for i in range(bounds[c], bounds[c + 1]):
-            chunk_of[i] = c
-    pops = [0] * (len(bounds) - 1)
+    pops = [0] * (len(cuts) + 1)
     for start, end, _ in list_spans(tokens):
-        if chunk_of[start] != chunk_of[end]:
-            pops[chunk_of[end]] += 1
+        chunk = bisect.bisect_right(cuts, end)  # the chunk holding the closing bracket
+        if bisect.bisect_right(cuts, start) != chunk:
+            pops[chunk] += 1
     return pops[1:]
 
 
 def open_at_cuts(tokens: Sequence[str], cuts: Sequence[int]) -> list[int]:
     """How many lists are open at each cut."""
-    return [sum(1 for s, e, _ in list_spans(tokens) if s < c <= e) for c in cuts]
+    return [len(open_at_cut(list(tokens), c)) for c in cuts]
 
 
 def _share(counter: Counter[int], top: int) -> str:
@@ -138,21 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     for split in args.splits.split(","):
         rng = random.Random(args.seed)
         examples = [ex.text.split() for ex in load_split(split, n=args.n)]
-        chunked = [t for t in examples if len(cut_positions(len(t), w)) > 0]
+        # (tokens, cuts, true value) of every chunked input
+        chunked = [(t, c, evaluate_tokens(t)) for t in examples if (c := cut_positions(len(t), w))]
         if not chunked:
             print(f"{split:14s} {0:7d}  (no input is chunked at W {w})")
             continue
-        kept = []
-        for d in DEPTHS:
-            same = 0
-            for t in chunked:
-                cuts = cut_positions(len(t), w)
-                same += value_with_noise(t, cuts, d, rng) == value_with_noise(t, cuts, None, rng)
-            kept.append(same / len(chunked))
+        kept = [
+            sum(value_with_noise(t, cuts, d, rng) == truth for t, cuts, truth in chunked)
+            / len(chunked)
+            for d in DEPTHS
+        ]
         print(f"{split:14s} {len(chunked):7d} " + " ".join(f"{k:6.1%}" for k in kept))
         opened, pops = Counter(), Counter()
-        for t in chunked:
-            cuts = cut_positions(len(t), w)
+        for t, cuts, _ in chunked:
             opened.update(open_at_cuts(t, cuts))
             pops.update(pops_per_chunk(t, cuts))
         shapes.append((split, opened, pops))
