@@ -43,11 +43,13 @@ def case():
 
 
 def flipping_force(case):
-    """The first forced pick of the lesson's 'sample' run (slot, chunk, beam order) whose
-    re-run answers the truth: found with the shipped model, not written down."""
+    """The first forced pick of the lesson's 'sample' run (slot, chunk, beam order) whose re-run
+    changes the answer, and that answer: towards the truth when 'sample' is wrong, away from it
+    when 'sample' is right. Found with the shipped model, not written down."""
     from rir_core.counterfactual import Force, Rerunner
     from rir_core.pretrained import load_pretrained
 
+    as_run = case.predictions["sample"]
     rr = Rerunner.record(load_pretrained(), case.expression, seed=0, chunk_width=30)
     st = rr.levels[0]
     k, chunks = st.picks.shape
@@ -57,10 +59,11 @@ def flipping_force(case):
                 force = Force(0, slot, chunk, beam)
                 if beam == int(st.picks[slot, chunk]) or not st.valid[chunk, beam]:
                     continue
-                if rr.rerun(force).prediction == case.label:
-                    return force
+                answer = rr.rerun(force).prediction
+                if (answer == case.label) if as_run != case.label else (answer != as_run):
+                    return force, answer
     raise AssertionError(
-        "no single forced pick makes 'sample' right on this lesson: re-pick it "
+        "no single forced pick changes 'sample''s answer on this lesson: re-pick it "
         "(python -m app.alignment_lesson), the docs' worked session needs one"
     )
 
@@ -88,11 +91,11 @@ def test_the_lesson_shows_four_pictures_with_differing_answers(page, shipped_app
     )
     page.screenshot(path=str(_artifact("alignment-lesson-diff")))
 
-    # Force the pick that makes 'sample' right; the full run agrees exactly.
-    force = flipping_force(case)
+    # Force a pick that changes 'sample''s answer; the full run agrees exactly.
+    force, answer = flipping_force(case)
     counterfactual(page, force.slot, force.chunk, force.beam)
     forced = page.get_by_test_id("stMetric").filter(has_text="Forced")
-    expect(forced.get_by_test_id("stMetricValue")).to_have_text(str(case.label))
+    expect(forced.get_by_test_id("stMetricValue")).to_have_text(str(answer))
     expect(page.get_by_text("answer changed")).to_be_visible()
     expect(page.get_by_text("gives exactly the same logits", exact=False)).to_be_visible()
     assert_no_exception(page)
