@@ -35,15 +35,16 @@ import torch.nn.functional as F
 from pytorch_optimizer import Ranger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aux_chunk_loss import OPS, B, W  # noqa: E402  (the diagnostic's W 8, batch 128)
 
 from rir_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from rir_core.data import encode_examples, read_tsv  # noqa: E402
+from rir_core.data import bucket_batches, encode_examples, read_tsv  # noqa: E402
 from rir_core.evaluate import evaluate_examples  # noqa: E402
 from rir_core.outer import chunk_sizes  # noqa: E402
 
-W, B = 8, 128  # the diagnostic's chunk width; batch size
 DEPTH = 3  # open operators named per token, innermost first
-OPS = {"[MIN": 0, "[MAX": 1, "[MED": 2, "[SM": 3}
 IGNORE = -100
 
 
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     params = list(model.parameters()) + list(heads.parameters())
     opt = Ranger(params, lr=args.lr, weight_decay=1e-2)
     rng = random.Random(args.seed)
-    order = sorted(range(len(train)), key=lambda i: (len(train[i].tokens), rng.random()))
-    batches = [order[i : i + B] for i in range(0, len(order), B)]
-    rng.shuffle(batches)
+    batches = bucket_batches([len(ex.tokens) for ex in train], B, rng)  # the trainer's "sorted"
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
 

@@ -8,10 +8,12 @@ import json
 import pytest
 import torch
 from aux_s4d_context import IGNORE, OPS, context_targets, main
+from model_helpers import tiny_config
 
 from rir_core.checkpoint import load_checkpoint, save_checkpoint
+from rir_core.data import write_tsv
 from rir_core.generate import Recipe, generate
-from rir_core.model import ModelConfig, build_model
+from rir_core.model import build_model
 
 MIN, MAX, MED, SM = (OPS[k] for k in ("[MIN", "[MAX", "[MED", "[SM"))
 
@@ -50,24 +52,12 @@ def test_one_chunk_inputs_have_no_targets() -> None:
 
 def _small_checkpoint(path, use_s4d: bool = True):
     torch.manual_seed(0)
-    model = build_model(
-        ModelConfig(
-            hidden_size=16,
-            beam_size=2,
-            chunk_width=30,
-            use_s4d=use_s4d,
-            s4d_state_size=8,
-            scorer_slice=8,
-            scorer_hidden=8,
-        )
-    )
-    save_checkpoint(path, model, {"notes": "test"})
+    save_checkpoint(path, build_model(tiny_config(use_s4d=use_s4d)), {"notes": "test"})
     return path
 
 
 def _rows(path, n: int, seed: int) -> None:
-    rows = [f"{ex.label}\t{ex.text}" for ex in generate(Recipe(12, 16), n, seed=seed)]
-    path.write_text("\n".join(rows) + "\n")
+    write_tsv(path, generate(Recipe(12, 16), n, seed=seed))
 
 
 def test_a_short_run_logs_accuracy_and_the_heads_reading(tmp_path) -> None:
