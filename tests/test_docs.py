@@ -45,8 +45,9 @@ tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
 tests/aux_chunk_loss.py` and `python tests/aux_s4d_context.py` (experiments, tens of minutes),
 `python tests/measure_classroom.py`
 (a preset's whole training run, minutes), `python tests/cut_report.py`, `python
-tests/probe_cut_values.py` (measurements, minutes), `python tests/make_cut_lessons.py` (writes a
-training file, a minute or two), `python tests/grad_per_level.py` (seconds), `python
+tests/root_report.py`, `python tests/probe_cut_values.py` (measurements, minutes), `python
+tests/make_cut_lessons.py` (writes a training file, a minute or two), `python
+tests/grad_per_level.py` (seconds), `python
 tests/composition_depth.py` (a measurement over the standard splits, a minute or two),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
@@ -127,6 +128,8 @@ CHECKED_COMMANDS = {
     "tests/test_aux_s4d_context.py checks its targets and a two-step run",
     "tests/cut_report.py": "a measurement: minutes of CPU (4,000 two-chunk inputs, chunked and "
     "whole); tests/test_cut_report.py checks its grouping",
+    "tests/root_report.py": "a measurement: minutes of CPU (hundreds of long inputs at each "
+    "width); tests/test_root_report.py checks its grouping, its widths and its S4D cut",
     "tests/probe_cut_values.py": "a measurement: minutes of CPU (up to 6,000 inputs, probes on "
     "their chunk roots); tests/test_cut_report.py checks its split of the arguments",
     "tests/make_cut_lessons.py": "writes a training file from 120,000 generated expressions (a "
