@@ -11,7 +11,11 @@ A disagreement "teaches something" when switching the strategy turns a right ans
 wrong one. The search prefers, in this order: the paper's ``sample`` and our exact ``kbest``
 answering differently with one of them right (the page's main contrast: sampled slots against
 the K best combinations); at least one strategy right and one wrong; the most distinct
-answers; the shortest expression.
+answers; the shortest expression. Of those, in that order, the first on which one forced pick
+of ``sample``'s level-0 alignment changes its answer (towards the truth when ``sample`` is
+wrong, away from it when right) wins: the page's counterfactual and the worked session of
+docs/alignment_debugging.md need such a pick (:func:`model_flips`). When no candidate has one,
+the best candidate is taken all the same.
 """
 
 from __future__ import annotations
@@ -41,9 +45,14 @@ DATA_SEED = 11
 SEARCH_SIZE = 256  # generated expressions looked at (about a minute with the shipped model)
 RUN_SEED = 0  # the model's seed for 'sample' and 'random' (the lesson link fixes it too)
 CHUNK_WIDTH = 30  # the paper's W, the shipped model's
-RULE = "paper-vs-kbest, then right-and-wrong, then distinct answers, then shortest"  # search()
+RULE = (  # search()
+    "paper-vs-kbest, then right-and-wrong, then distinct answers, then shortest; "
+    "the first with a forced pick that changes sample's answer"
+)
 
 Predict = Callable[[Sequence[str], str], list[int]]  # (texts, alignment) -> predictions
+# (expression, truth, sample's answer) -> whether one forced pick changes that answer
+Flips = Callable[[str, int, int], bool]
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,15 @@ def _hash(path: str, size: int, mtime_ns: int) -> str:
 
 
 def search(
-    predict: Predict, weights_sha256: str, size: int = SEARCH_SIZE, batch: int = 64
+    predict: Predict,
+    weights_sha256: str,
+    size: int = SEARCH_SIZE,
+    batch: int = 64,
+    flips: Flips | None = None,
 ) -> LessonCase | None:
     """The best disagreement among ``size`` generated expressions (see the module docstring),
-    or None when the strategies agree on all of them."""
+    or None when the strategies agree on all of them. With ``flips``, the first candidate in
+    that order on which it holds (else the best candidate)."""
     start = time.perf_counter()
     examples = generate(RECIPE, size, seed=DATA_SEED)
     texts = [ex.text for ex in examples]
@@ -106,22 +120,26 @@ def search(
     for lo in range(0, len(texts), batch):
         for s in STRATEGIES:
             preds[s] += predict(texts[lo : lo + batch], s)
-    best, candidates = None, 0
+    ranked = []  # (key, index, answers) of every disagreement
     for i, ex in enumerate(examples):
         answers = {s: preds[s][i] for s in STRATEGIES}
         distinct = len(set(answers.values()))
         if distinct < 2:
             continue
-        candidates += 1
         right = sum(p == ex.label for p in answers.values())
         teaches = 0 < right < len(STRATEGIES)
         paper, ours = answers[PAPER], answers["kbest"]
         contrast = paper != ours and ex.label in (paper, ours)
-        key = (not contrast, not teaches, -distinct, len(ex.tokens), i)
-        if best is None or key < best[0]:
-            best = (key, i, answers)
-    if best is None:
+        ranked.append(((not contrast, not teaches, -distinct, len(ex.tokens), i), i, answers))
+    if not ranked:
         return None
+    ranked.sort(key=lambda r: r[0])
+    candidates = len(ranked)
+    best = ranked[0]
+    if flips is not None:
+        best = next(
+            (r for r in ranked if flips(texts[r[1]], examples[r[1]].label, r[2][PAPER])), best
+        )
     _, i, answers = best
     return LessonCase(
         expression=texts[i],
@@ -144,6 +162,33 @@ def model_predict(model) -> Predict:  # noqa: ANN001
         )
 
     return predict
+
+
+def model_flips(model) -> Flips:  # noqa: ANN001
+    """``flips(expression, truth, answer)`` of a model: whether one forced pick of its level-0
+    alignment (``sample``, the lesson's seed and W) changes ``answer``: to the truth when the
+    answer is wrong, to anything else when it is right (rir_core.counterfactual)."""
+    from rir_core.counterfactual import Force, Rerunner
+
+    def flips(expression: str, truth: int, answer: int) -> bool:
+        rr = Rerunner.record(
+            model, expression, seed=RUN_SEED, chunk_width=CHUNK_WIDTH, alignment=PAPER
+        )
+        level = rr.levels.get(0)
+        if level is None:  # one chunk: no alignment to change
+            return False
+        k, chunks = level.picks.shape  # (K, C)
+        for slot in range(k):
+            for chunk in range(chunks):
+                for beam in range(k):
+                    if beam == int(level.picks[slot, chunk]) or not level.valid[chunk, beam]:
+                        continue
+                    new = rr.rerun(Force(0, slot, chunk, beam)).prediction
+                    if (new == truth) if answer != truth else (new != answer):
+                        return True
+        return False
+
+    return flips
 
 
 def read_cache(path: Path, weights_sha256: str) -> LessonCase | None:
@@ -174,9 +219,11 @@ def lesson_case(
     weights: Path | None = None,
     cache: Path = CACHE_FILE,
     load_model: Callable[[], Any] | None = None,
+    flips_of: Callable[[Any], Flips | None] | None = None,
 ) -> LessonCase | None:
     """The lesson's case for the shipped model: from the cache when it matches the weights,
-    else searched now (and cached). None when there is no shipped model or no disagreement."""
+    else searched now (and cached). None when there is no shipped model or no disagreement.
+    ``flips_of(model)``: the search's forced-pick check (default :func:`model_flips`)."""
     from rir_core.pretrained import PRETRAINED_DIR, WEIGHTS_FILE, load_pretrained
 
     weights = weights or PRETRAINED_DIR / WEIGHTS_FILE
@@ -188,7 +235,7 @@ def lesson_case(
         return case
     log.info("the shipped model changed: searching a new alignment lesson")
     model = (load_model or load_pretrained)()
-    case = search(model_predict(model), digest)
+    case = search(model_predict(model), digest, flips=(flips_of or model_flips)(model))
     if case is not None:
         write_cache(cache, case)
     return case

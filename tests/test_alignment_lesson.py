@@ -46,24 +46,59 @@ def test_search_prefers_the_paper_against_kbest_then_the_shortest():
     assert agree is None
 
 
+def test_search_takes_the_first_candidate_a_forced_pick_can_flip():
+    fake = FakeModel()
+    best = AL.search(AL.model_predict(fake), "hash", size=128)
+    asked = []
+
+    def flips(expression, truth, answer):
+        asked.append(expression)
+        return len(asked) == 2  # the second candidate in the search's order
+
+    case = AL.search(AL.model_predict(fake), "hash", size=128, flips=flips)
+    assert case.candidates >= 2 and len(asked) == 2
+    assert asked[0] == best.expression  # asked in the search's order, the best first
+    assert case.expression == asked[1] != best.expression
+    assert case.predictions["sample"] != case.label  # it is still a disagreement
+    never = AL.search(AL.model_predict(fake), "hash", size=128, flips=lambda *a: False)
+    assert never == best  # no candidate flips: the best one all the same
+
+
+@pytest.mark.skipif(not pretrained_available(), reason="no shipped model in pretrained/")
+def test_a_forced_pick_flips_the_shipped_models_lesson():
+    """The searched lesson has the counterfactual the alignment page's lesson demonstrates."""
+    from rir_core.pretrained import load_pretrained
+
+    case = AL.lesson_case()
+    flips = AL.model_flips(load_pretrained())
+    assert flips(case.expression, case.label, case.predictions["sample"])
+    # a one-chunk input has no alignment to force
+    assert not flips("[MAX 2 9 [MIN 4 7 ] 0 ]", 9, 9)
+
+
+def no_flips(model):
+    """The fake model cannot be re-run with a forced pick: the search goes without the check."""
+    return None
+
+
 def test_the_cache_is_keyed_on_the_weights(tmp_path):
     weights, cache = tmp_path / "model.safetensors", tmp_path / "lesson.json"
     weights.write_bytes(b"first weights")
     fake = FakeModel()
-    first = AL.lesson_case(weights, cache, load_model=lambda: fake)
+    first = AL.lesson_case(weights, cache, load_model=lambda: fake, flips_of=no_flips)
     assert first is not None and fake.calls > 0
     stored = json.loads(cache.read_text())
     assert stored["weights_sha256"] == AL.weights_hash(weights) == first.weights_sha256
     calls = fake.calls
-    assert AL.lesson_case(weights, cache, load_model=lambda: fake) == first
+    assert AL.lesson_case(weights, cache, load_model=lambda: fake, flips_of=no_flips) == first
     assert fake.calls == calls  # read from the cache: no search
     weights.write_bytes(b"new weights")  # the shipped model changed
-    again = AL.lesson_case(weights, cache, load_model=lambda: fake)
+    again = AL.lesson_case(weights, cache, load_model=lambda: fake, flips_of=no_flips)
     assert fake.calls > calls and again.weights_sha256 != first.weights_sha256
     assert json.loads(cache.read_text())["weights_sha256"] == again.weights_sha256
     cache.write_text("{not json")  # a damaged cache is searched again, not a traceback
     calls = fake.calls
-    assert AL.lesson_case(weights, cache, load_model=lambda: fake) == again
+    assert AL.lesson_case(weights, cache, load_model=lambda: fake, flips_of=no_flips) == again
     assert fake.calls > calls
     assert AL.lesson_case(tmp_path / "missing.safetensors", cache) is None
 
