@@ -164,31 +164,36 @@ def model_predict(model) -> Predict:  # noqa: ANN001
     return predict
 
 
-def model_flips(model) -> Flips:  # noqa: ANN001
-    """``flips(expression, truth, answer)`` of a model: whether one forced pick of its level-0
-    alignment (``sample``, the lesson's seed and W) changes ``answer``: to the truth when the
-    answer is wrong, to anything else when it is right (rir_core.counterfactual)."""
+def first_flip(model, expression: str, truth: int, answer: int):  # noqa: ANN001, ANN201
+    """The first forced pick of the model's level-0 alignment (``sample``, the lesson's seed and
+    W; slot, chunk, beam order) whose re-run changes ``answer`` (to the truth when the answer is
+    wrong, to anything else when it is right), and the re-run's answer: ``(Force, int)``, or
+    None when no single pick does (or the input is one chunk). See rir_core.counterfactual."""
     from rir_core.counterfactual import Force, Rerunner
 
-    def flips(expression: str, truth: int, answer: int) -> bool:
-        rr = Rerunner.record(
-            model, expression, seed=RUN_SEED, chunk_width=CHUNK_WIDTH, alignment=PAPER
-        )
-        level = rr.levels.get(0)
-        if level is None:  # one chunk: no alignment to change
-            return False
-        k, chunks = level.picks.shape  # (K, C)
-        for slot in range(k):
-            for chunk in range(chunks):
-                for beam in range(k):
-                    if beam == int(level.picks[slot, chunk]) or not level.valid[chunk, beam]:
-                        continue
-                    new = rr.rerun(Force(0, slot, chunk, beam)).prediction
-                    if (new == truth) if answer != truth else (new != answer):
-                        return True
-        return False
+    rr = Rerunner.record(model, expression, seed=RUN_SEED, chunk_width=CHUNK_WIDTH, alignment=PAPER)
+    level = rr.levels.get(0)
+    if level is None:  # one chunk: no alignment to change
+        return None
+    k, chunks = level.picks.shape  # (K, C)
+    for slot in range(k):
+        for chunk in range(chunks):
+            for beam in range(k):
+                if beam == int(level.picks[slot, chunk]) or not level.valid[chunk, beam]:
+                    continue
+                force = Force(0, slot, chunk, beam)
+                new = rr.rerun(force).prediction
+                if (new == truth) if answer != truth else (new != answer):
+                    return force, new
+    return None
 
-    return flips
+
+def model_flips(model) -> Flips:  # noqa: ANN001
+    """``flips(expression, truth, answer)`` of a model: whether :func:`first_flip` finds a
+    forced pick that changes ``answer``."""
+    return lambda expression, truth, answer: (
+        first_flip(model, expression, truth, answer) is not None
+    )
 
 
 def read_cache(path: Path, weights_sha256: str) -> LessonCase | None:

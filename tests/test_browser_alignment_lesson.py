@@ -46,26 +46,16 @@ def flipping_force(case):
     """The first forced pick of the lesson's 'sample' run (slot, chunk, beam order) whose re-run
     changes the answer, and that answer: towards the truth when 'sample' is wrong, away from it
     when 'sample' is right. Found with the shipped model, not written down."""
-    from rir_core.counterfactual import Force, Rerunner
+    from app.alignment_lesson import first_flip
     from rir_core.pretrained import load_pretrained
 
-    as_run = case.predictions["sample"]
-    rr = Rerunner.record(load_pretrained(), case.expression, seed=0, chunk_width=30)
-    st = rr.levels[0]
-    k, chunks = st.picks.shape
-    for slot in range(k):
-        for chunk in range(chunks):
-            for beam in range(k):
-                force = Force(0, slot, chunk, beam)
-                if beam == int(st.picks[slot, chunk]) or not st.valid[chunk, beam]:
-                    continue
-                answer = rr.rerun(force).prediction
-                if (answer == case.label) if as_run != case.label else (answer != as_run):
-                    return force, answer
-    raise AssertionError(
-        "no single forced pick changes 'sample''s answer on this lesson: re-pick it "
-        "(python -m app.alignment_lesson), the docs' worked session needs one"
-    )
+    found = first_flip(load_pretrained(), case.expression, case.label, case.predictions["sample"])
+    if found is None:
+        raise AssertionError(
+            "no single forced pick changes 'sample''s answer on this lesson: re-pick it "
+            "(python -m app.alignment_lesson), the docs' worked session needs one"
+        )
+    return found
 
 
 def test_the_lesson_shows_four_pictures_with_differing_answers(page, shipped_app, case):
