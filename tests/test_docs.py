@@ -48,7 +48,8 @@ tests/aux_chunk_loss.py` and `python tests/aux_s4d_context.py` (experiments, ten
 tests/root_report.py`, `python tests/probe_cut_values.py` (measurements, minutes), `python
 tests/make_cut_lessons.py` (writes a training file, a minute or two), `python
 tests/grad_per_level.py` (seconds), `python
-tests/composition_depth.py` (a measurement over the standard splits, a minute or two),
+tests/composition_depth.py` (a measurement over the standard splits, a minute or two), `python
+tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -128,6 +129,8 @@ CHECKED_COMMANDS = {
     "tests/test_aux_s4d_context.py checks its targets and a two-step run",
     "tests/cut_report.py": "a measurement: minutes of CPU (4,000 two-chunk inputs, chunked and "
     "whole); tests/test_cut_report.py checks its grouping",
+    "tests/compare_runs.py": "reads two training logs in seconds; tests/test_compare_runs.py "
+    "runs it on logs it writes and checks its table",
     "tests/root_report.py": "a measurement: minutes of CPU (hundreds of long inputs at each "
     "width); tests/test_root_report.py checks its grouping, its widths and its S4D cut",
     "tests/probe_cut_values.py": "a measurement: minutes of CPU (up to 6,000 inputs, probes on "
