@@ -18,7 +18,10 @@ from typing import Any
 
 
 def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Step and eval events of a run log (later lines win after a resume)."""
+    """Step and eval events of a run log (later lines win after a resume).
+
+    A line that is not a JSON object (one cut by a crash mid-write) is skipped.
+    """
     steps: dict[int, dict[str, Any]] = {}
     evals: dict[int, dict[str, Any]] = {}
     with open(path) as f:
@@ -27,6 +30,8 @@ def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash
+            if not isinstance(event, dict):
+                continue
             if event.get("event") == "step":
                 steps[int(event["step"])] = event
             elif event.get("event") == "eval":

@@ -16,9 +16,10 @@ chunked at the model's W, on the chunked rows, and the probe's accuracy. Seconds
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from rir_core.report import read_log
 
 ROWS = (
     ("dev never chunked", lambda e: _group(e, "unchunked")),
@@ -32,21 +33,12 @@ def _group(event: dict, name: str) -> float | None:
 
 
 def read_evals(path: Path) -> dict[int, dict]:
-    """The ``eval`` events of a run directory or JSONL log, by step."""
+    """The ``eval`` events of a run directory or JSONL log, by step (``rir_core.report.read_log``:
+    a line cut by a crash is skipped, a later line wins after a resume)."""
     log = path / "log.jsonl" if path.is_dir() else path
     if not log.is_file():
         raise ValueError(f"{path}: no such log (give a run directory or its log.jsonl)")
-    evals: dict[int, dict] = {}
-    with log.open() as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                raise ValueError(f"{log}, line {number}: not a JSON object") from None
-            if isinstance(event, dict) and event.get("event") == "eval":
-                evals[int(event["step"])] = event
+    evals = {int(event["step"]): event for event in read_log(log)[1]}
     if not evals:
         raise ValueError(f"{log}: no evaluation events")
     return evals

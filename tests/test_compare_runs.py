@@ -57,11 +57,23 @@ def test_given_steps_show_a_dash_where_a_run_did_not_evaluate(tmp_path, capsys):
     assert "| B: dev chunked | - | 70.0% |" in out
 
 
+def test_a_crash_cut_line_is_skipped_and_a_resume_wins(tmp_path, capsys):
+    """A run killed mid-write leaves a cut last line; a resumed run logs a step again."""
+    a = _write_log(tmp_path / "a.jsonl", [(100, 0.5, 0.25, 0.1)])
+    b = _write_log(tmp_path / "b.jsonl", [(100, 0.5, 0.3, None), (100, 0.5, 0.4, None)])
+    with b.open("a") as f:
+        f.write('{"event": "eval", "step": 200, "dev_gr')
+    assert compare_runs.main([str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "| step | 100 |" in out.splitlines()[0]
+    assert "| B: dev chunked | 40.0% |" in out
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
         ("missing", [], "no such log"),
-        ("garbled", [], "line 2: not a JSON object"),
+        ("garbled", [], "no evaluation events"),
         ("no_evals", [], "no evaluation events"),
         ("disjoint", [], "no evaluation step in common"),
         ("ok", ["--steps", "1,x"], "--steps must be whole numbers"),
@@ -72,7 +84,7 @@ def test_bad_input_is_one_sentence(tmp_path, capsys, setup, args, message):
     a = _write_log(tmp_path / "a.jsonl", [(100, 0.5, 0.25, 0.1)])
     b = tmp_path / "b.jsonl"
     if setup == "garbled":
-        b.write_text('{"event": "start"}\nnot json\n')
+        b.write_text('{"event": "start"}\nnot json\n5\n{"event": "ev')
     elif setup == "no_evals":
         b.write_text('{"event": "start"}\n')
     elif setup == "disjoint":
