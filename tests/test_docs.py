@@ -49,7 +49,8 @@ tests/root_report.py`, `python tests/probe_cut_values.py` (measurements, minutes
 tests/make_cut_lessons.py` (writes a training file, a minute or two), `python
 tests/grad_per_level.py` (seconds), `python
 tests/composition_depth.py` (a measurement over the standard splits, a minute or two), `python
-tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it),
+tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it), `python
+tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -131,6 +132,8 @@ CHECKED_COMMANDS = {
     "whole); tests/test_cut_report.py checks its grouping",
     "tests/compare_runs.py": "reads two training logs in seconds; tests/test_compare_runs.py "
     "runs it on logs it writes and checks its table",
+    "tests/probe_pair_roots.py": "a measurement: about ten minutes of CPU (40,000 two-chunk "
+    "inputs, then fits on their roots); tests/test_probe_pair_roots.py checks its roots and fits",
     "tests/root_report.py": "a measurement: minutes of CPU (hundreds of long inputs at each "
     "width); tests/test_root_report.py checks its grouping, its widths and its S4D cut",
     "tests/probe_cut_values.py": "a measurement: minutes of CPU (up to 6,000 inputs, probes on "
