@@ -38,27 +38,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from probe_chunk_roots import capture_level0  # noqa: E402
+
 from rir_core.checkpoint import load_checkpoint  # noqa: E402
 from rir_core.generate import Recipe, generate  # noqa: E402
 from rir_core.listops import evaluate  # noqa: E402
 from rir_core.outer import chunk_sizes  # noqa: E402
-
-
-def capture_level0(model) -> list[torch.Tensor]:
-    """Wrap the inner search so each call at level 0 appends its beam-0 roots ``(N, D)``
-    (N = the batch's chunks, example-major); returns the list it fills."""
-    inner = model.encoder.inner
-    forward = inner.forward
-    seen: list[torch.Tensor] = []
-
-    def spy(state, lengths, max_len, keys, recorder=None):
-        out = forward(state, lengths, max_len, keys, recorder)
-        if keys.level == 0:
-            seen.append(out.nodes[:, 0, 0].detach())
-        return out
-
-    inner.forward = spy
-    return seen
 
 
 @torch.inference_mode()
@@ -75,13 +60,12 @@ def collect(model, texts: list[str], width: int, batch_size: int = 64):
         ids, mask, lengths = model.encode_tokens(toks)
         seen.clear()
         chunked += model(ids, mask, 0, lengths=lengths, chunk_width=width).argmax(-1).tolist()
-        r = seen[0].reshape(len(toks), 2, -1)  # (B, 2, D): example-major chunks
-        roots.append(r)
-        leaves = model.embed(ids, mask)  # (B, L, D), eval mode: no dropout
-        m = torch.zeros(len(toks), 2, leaves.shape[-1])
+        r, leaves = seen[0]  # (2B, D) and (2B, W, D): example-major chunks
+        roots.append(r.reshape(len(toks), 2, -1))
+        m = torch.zeros(len(toks), 2, r.shape[-1])
         for i, n in enumerate(lengths):
-            m[i, 0] = leaves[i, :width].mean(0)
-            m[i, 1] = leaves[i, width:n].mean(0)
+            m[i, 0] = leaves[2 * i, :width].mean(0)
+            m[i, 1] = leaves[2 * i + 1, : n - width].mean(0)
         bags.append(m)
         whole += model(ids, mask, 0, lengths=lengths, chunk_width=10_000).argmax(-1).tolist()
     return torch.cat(roots).float(), torch.cat(bags).float(), chunked, whole
