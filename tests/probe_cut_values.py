@@ -14,6 +14,11 @@ the bidirectional S4D and the leaf transform).
 
     python tests/probe_cut_values.py --checkpoint pretrained/rir_ebt_grc --chunk-width 8
 
+``--straddling`` keeps the inputs whose cut falls inside an argument of the root list as well
+(``[SM 3 [MAX 2 | 5 ] 4 ]``): the partial and pending values are then those of the arguments
+wholly before and wholly after the cut (3; 4), and the straddling argument is in neither, so a
+deeper cut asks the same question of the root list (at W 30 nearly every cut is deeper).
+
 Up to 1,500 inputs per operator from 30,000 generated expressions (seed 4242). A few minutes of
 CPU at W 8.
 """
@@ -56,11 +61,14 @@ def top_level_arguments(tokens: list[str]) -> list[tuple[int, int]]:
     return args
 
 
-def split_values(tokens: list[str], cut: int) -> tuple[list[int], list[int]] | None:
-    """The values of the root list's arguments before and after ``cut``, or None when an
-    argument straddles the cut or either side has none."""
+def split_values(
+    tokens: list[str], cut: int, straddling: bool = False
+) -> tuple[list[int], list[int]] | None:
+    """The values of the root list's arguments wholly before and wholly after ``cut``, or None
+    when either side has none, or when an argument straddles the cut (unless ``straddling``:
+    then that argument's value is on neither side)."""
     args = top_level_arguments(tokens)
-    if any(first < cut <= last for first, last in args):
+    if not straddling and any(first < cut <= last for first, last in args):
         return None
     before = [evaluate(" ".join(tokens[a : b + 1])) for a, b in args if b < cut]
     after = [evaluate(" ".join(tokens[a : b + 1])) for a, b in args if a >= cut]
@@ -72,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="pretrained/rir_ebt_grc")
     p.add_argument("--chunk-width", type=int, default=8)
     p.add_argument("--per-op", type=int, default=1500)
+    p.add_argument(
+        "--straddling",
+        action="store_true",
+        help="also cuts inside an argument of the root list (deeper cuts): that argument's "
+        "value is in neither the partial nor the pending value",
+    )
     args = p.parse_args(argv)
     w = args.chunk_width
     lo, hi = two_chunk_lengths(w)
     rows: dict[str, list[tuple[str, list[int], list[int]]]] = defaultdict(list)
     for ex in generate(Recipe(lo, hi), 30_000, seed=4242):
         tokens = ex.text.split()
-        split = split_values(tokens, w)
+        split = split_values(tokens, w, args.straddling)
         if split is not None and len(rows[tokens[0]]) < args.per_op:
             rows[tokens[0]].append((ex.text, *split))
     model, _ = load_checkpoint(args.checkpoint)
@@ -87,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     op_roots: list[torch.Tensor] = []  # every second root, all operators
     op_leaves: list[torch.Tensor] = []  # the mean of every second chunk's leaves
     op_labels: list[int] = []
-    print(f"depth-1 cuts at W {w}, inputs of {lo}-{hi} tokens: {args.checkpoint}")
+    kind = "cuts at any depth" if args.straddling else "depth-1 cuts"
+    print(f"{kind} at W {w}, inputs of {lo}-{hi} tokens: {args.checkpoint}")
     print("root      n    acc  partial  (major)  pending  (major)")
     for label, op in enumerate(sorted(rows)):
         items = rows[op]

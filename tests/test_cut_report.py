@@ -75,3 +75,14 @@ def test_s4d_per_chunk_stops_context_at_the_cut_and_restores_the_layer() -> None
     torch.testing.assert_close(cut_leaves[0, 4:], cut_leaves[1, 4:])
     assert not torch.allclose(cut_leaves[0, :4], cut_leaves[1, :4], atol=1e-4)
     torch.testing.assert_close(again, leaves)  # the layer is whole again after the block
+
+
+def test_a_deeper_cut_leaves_the_straddling_argument_on_neither_side() -> None:
+    from probe_cut_values import split_values
+
+    tokens = tokens_of("[SM 3 [MAX 2 5 ] 4 7 [MIN 0 1 ] ]")
+    # "[SM 3 [MAX 2 | 5 ] 4 7 [MIN 0 1 ] ]": the MAX list straddles the cut.
+    assert split_values(tokens, 4, straddling=True) == ([3], [4, 7, 0])
+    assert split_values(tokens, 7, straddling=True) == ([3, 5, 4], [7, 0])  # as at depth 1
+    # "[SM 3 [MAX 2 5 ] 4 7 [MIN 0 | 1 ] ]": nothing of the root list after the cut.
+    assert split_values(tokens, 10, straddling=True) is None
