@@ -18,6 +18,9 @@ the bidirectional S4D and the leaf transform).
 (``[SM 3 [MAX 2 | 5 ] 4 ]``): the partial and pending values are then those of the arguments
 wholly before and wholly after the cut (3; 4), and the straddling argument is in neither, so a
 deeper cut asks the same question of the root list (at W 30 nearly every cut is deeper).
+``--level 2`` asks it one level down, of the list the cut falls inside (``[MAX 2 | 5 ]`` above:
+partial 2, pending 5), grouped by that list's operator; the accuracy column is still the whole
+answer's.
 
 Up to 1,500 inputs per operator from 30,000 generated expressions (seed 4242). A few minutes of
 CPU at W 8.
@@ -45,29 +48,54 @@ from rir_core.listops import evaluate  # noqa: E402
 VALUE = {"[SM": lambda a: sum(a) % 10, "[MAX": max, "[MIN": min}
 
 
-def top_level_arguments(tokens: list[str]) -> list[tuple[int, int]]:
-    """(first, last) token index of each argument of the root list."""
+def list_arguments(tokens: list[str], start: int = 0) -> list[tuple[int, int]]:
+    """(first, last) token index of each argument of the list opened at ``start``."""
     args: list[tuple[int, int]] = []
-    open_at: list[int] = []
-    for i, t in enumerate(tokens):
+    depth = 0
+    for i in range(start, len(tokens)):
+        t = tokens[i]
         if t.startswith("["):
-            open_at.append(i)
+            depth += 1
+            if depth == 2:
+                first = i
         elif t == "]":
-            first = open_at.pop()
-            if len(open_at) == 1:
+            depth -= 1
+            if depth == 1:
                 args.append((first, i))
-        elif len(open_at) == 1:
+            elif depth == 0:
+                return args
+        elif depth == 1:
             args.append((i, i))
     return args
 
 
+def top_level_arguments(tokens: list[str]) -> list[tuple[int, int]]:
+    """(first, last) token index of each argument of the root list."""
+    return list_arguments(tokens, 0)
+
+
+def lists_open_at_cut(tokens: list[str], cut: int) -> list[int]:
+    """Where the lists still open after token ``cut`` - 1 were opened, outermost first."""
+    stack: list[int] = []
+    for i, t in enumerate(tokens[:cut]):
+        if t.startswith("["):
+            stack.append(i)
+        elif t == "]" and stack:
+            stack.pop()
+    return stack
+
+
 def split_values(
-    tokens: list[str], cut: int, straddling: bool = False
+    tokens: list[str], cut: int, straddling: bool = False, level: int = 1
 ) -> tuple[list[int], list[int]] | None:
-    """The values of the root list's arguments wholly before and wholly after ``cut``, or None
-    when either side has none, or when an argument straddles the cut (unless ``straddling``:
-    then that argument's value is on neither side)."""
-    args = top_level_arguments(tokens)
+    """The values of the arguments wholly before and wholly after ``cut`` of the ``level``-th
+    list open at the cut (1: the root list), or None when there is no such list or either side
+    has none, or when an argument straddles the cut (unless ``straddling``: then that argument's
+    value is on neither side)."""
+    open_lists = lists_open_at_cut(tokens, cut)
+    if len(open_lists) < level:
+        return None
+    args = list_arguments(tokens, open_lists[level - 1])
     if not straddling and any(first < cut <= last for first, last in args):
         return None
     before = [evaluate(" ".join(tokens[a : b + 1])) for a, b in args if b < cut]
@@ -86,15 +114,29 @@ def main(argv: list[str] | None = None) -> int:
         help="also cuts inside an argument of the root list (deeper cuts): that argument's "
         "value is in neither the partial nor the pending value",
     )
+    p.add_argument(
+        "--level",
+        type=int,
+        default=1,
+        help="probe the LEVEL-th list open at the cut (1: the root list; 2: the list the cut "
+        "falls inside, one level down; implies --straddling when above 1)",
+    )
     args = p.parse_args(argv)
+    if args.level < 1:
+        p.error("--level must be at least 1")
+    if args.level > 1:
+        args.straddling = True
     w = args.chunk_width
     lo, hi = two_chunk_lengths(w)
     rows: dict[str, list[tuple[str, list[int], list[int]]]] = defaultdict(list)
     for ex in generate(Recipe(lo, hi), 30_000, seed=4242):
         tokens = ex.text.split()
-        split = split_values(tokens, w, args.straddling)
-        if split is not None and len(rows[tokens[0]]) < args.per_op:
-            rows[tokens[0]].append((ex.text, *split))
+        split = split_values(tokens, w, args.straddling, args.level)
+        if split is None:
+            continue
+        op = tokens[lists_open_at_cut(tokens, w)[args.level - 1]]  # that list's operator
+        if len(rows[op]) < args.per_op:
+            rows[op].append((ex.text, *split))
     model, _ = load_checkpoint(args.checkpoint)
     model.eval()
     seen = capture_level0(model)  # per level-0 call: (beam-0 roots (N, D), leaves (N, W, D))
@@ -102,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     op_leaves: list[torch.Tensor] = []  # the mean of every second chunk's leaves
     op_labels: list[int] = []
     kind = "cuts at any depth" if args.straddling else "depth-1 cuts"
-    print(f"{kind} at W {w}, inputs of {lo}-{hi} tokens: {args.checkpoint}")
-    print("root      n    acc  partial  (major)  pending  (major)")
+    which = "the root list" if args.level == 1 else f"list {args.level} open at the cut"
+    print(f"{kind} at W {w}, inputs of {lo}-{hi} tokens, {which}: {args.checkpoint}")
+    name = "root" if args.level == 1 else "list"
+    print(f"{name}      n    acc  partial  (major)  pending  (major)")
     for label, op in enumerate(sorted(rows)):
         items = rows[op]
         first, second, right = [], [], 0
@@ -139,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     a_root, major = linear_probe(torch.cat(op_roots)[perm].float(), y)
     a_leaves, _ = linear_probe(torch.stack(op_leaves)[perm].float(), y)
     print(
-        f"the root list's operator from the second root {a_root:.3f}, from the mean of its "
+        f"{which}'s operator from the second root {a_root:.3f}, from the mean of its "
         f"leaves {a_leaves:.3f} (majority {major:.3f})"
     )
     return 0

@@ -86,3 +86,18 @@ def test_a_deeper_cut_leaves_the_straddling_argument_on_neither_side() -> None:
     assert split_values(tokens, 7, straddling=True) == ([3, 5, 4], [7, 0])  # as at depth 1
     # "[SM 3 [MAX 2 5 ] 4 7 [MIN 0 | 1 ] ]": nothing of the root list after the cut.
     assert split_values(tokens, 10, straddling=True) is None
+
+
+def test_one_level_down_the_list_the_cut_falls_inside_is_split() -> None:
+    from probe_cut_values import list_arguments, lists_open_at_cut, split_values
+
+    tokens = tokens_of("[SM 3 [MAX 2 [MIN 6 1 ] 5 ] 4 ]")
+    assert list_arguments(tokens, 2) == [(3, 3), (4, 7), (8, 8)]  # 2, [MIN 6 1 ], 5
+    assert lists_open_at_cut(tokens, 6) == [0, 2, 4]  # "[SM 3 [MAX 2 [MIN 6 | 1 ] 5 ] 4 ]"
+    assert lists_open_at_cut(tokens, 9) == [0, 2]  # after "... ] 5", the MIN list closed
+    # "[SM 3 [MAX 2 [MIN 6 1 ] | 5 ] 4 ]": the MAX list is split between two whole arguments.
+    assert split_values(tokens, 8, straddling=True, level=2) == ([2, 1], [5])
+    # "[SM 3 [MAX 2 [MIN 6 | 1 ] 5 ] 4 ]": the MIN list straddles, so MAX keeps 2 | 5.
+    assert split_values(tokens, 6, straddling=True, level=2) == ([2], [5])
+    assert split_values(tokens, 6, straddling=True, level=3) == ([6], [1])
+    assert split_values(tokens, 6, straddling=True, level=4) is None  # three lists open
