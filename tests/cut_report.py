@@ -45,15 +45,20 @@ from rir_core.listops import evaluate  # noqa: E402
 from rir_core.outer import chunk_sizes  # noqa: E402
 
 
-def open_at_cut(tokens: list[str], cut: int) -> list[str]:
-    """The operators (without ``[``) still open after ``tokens[:cut]``, outermost first."""
-    stack: list[str] = []
-    for t in tokens[:cut]:
+def lists_open_at_cut(tokens: list[str], cut: int) -> list[int]:
+    """Where the lists still open after ``tokens[:cut]`` were opened, outermost first."""
+    stack: list[int] = []
+    for i, t in enumerate(tokens[:cut]):
         if t.startswith("["):
-            stack.append(t[1:])
+            stack.append(i)
         elif t == "]":
             stack.pop()
     return stack
+
+
+def open_at_cut(tokens: list[str], cut: int) -> list[str]:
+    """The operators (without ``[``) still open after ``tokens[:cut]``, outermost first."""
+    return [tokens[i][1:] for i in lists_open_at_cut(tokens, cut)]
 
 
 def group_keys(tokens: list[str], cut: int) -> list[str]:

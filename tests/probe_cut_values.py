@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cut_report import two_chunk_lengths  # noqa: E402
+from cut_report import lists_open_at_cut, two_chunk_lengths  # noqa: E402
 from probe_chunk_roots import capture_level0, linear_probe  # noqa: E402
 
 from rir_core.checkpoint import load_checkpoint  # noqa: E402
@@ -72,17 +72,6 @@ def list_arguments(tokens: list[str], start: int = 0) -> list[tuple[int, int]]:
 def top_level_arguments(tokens: list[str]) -> list[tuple[int, int]]:
     """(first, last) token index of each argument of the root list."""
     return list_arguments(tokens, 0)
-
-
-def lists_open_at_cut(tokens: list[str], cut: int) -> list[int]:
-    """Where the lists still open after token ``cut`` - 1 were opened, outermost first."""
-    stack: list[int] = []
-    for i, t in enumerate(tokens[:cut]):
-        if t.startswith("["):
-            stack.append(i)
-        elif t == "]" and stack:
-            stack.pop()
-    return stack
 
 
 def split_values(
