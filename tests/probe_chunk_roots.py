@@ -72,19 +72,39 @@ def chunk_facts(tokens: list[str]) -> dict[str, int | None]:
 
 
 def capture_level0(model) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Wrap the inner search so each call at level 0 appends (beam-0 roots (N, D), leaves of
-    beam 0 (N, L, D)); returns the list it fills."""
-    inner = model.encoder.inner
-    forward = inner.forward
+    """Wrap the inner search so each level-0 pass appends (beam-0 roots (N, D), leaves of beam 0
+    (N, L, D)), rows in the level's chunk order; returns the list it fills.
+
+    Without autograd a large batch of chunks runs in several groups, shortest first (the outer
+    recursion's ``_inner_in_groups``); the group calls are not recorded one by one but as the
+    one reassembled pass, so a row is always its chunk's, whatever the batch size."""
+    outer = model.encoder
+    forward, in_groups = outer.inner.forward, outer._inner_in_groups
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    grouped = False
+
+    def record(state, out, keys) -> None:
+        if keys.level == 0:
+            seen.append((out.nodes[:, 0, 0].detach(), state.nodes[:, 0].detach()))
 
     def spy(state, lengths, max_len, keys, recorder=None):
         out = forward(state, lengths, max_len, keys, recorder)
-        if keys.level == 0:
-            seen.append((out.nodes[:, 0, 0].detach(), state.nodes[:, 0].detach()))
+        if not grouped:
+            record(state, out, keys)
         return out
 
-    inner.forward = spy
+    def spy_groups(state, lengths, len_t, keys):
+        nonlocal grouped
+        grouped = True
+        try:
+            out = in_groups(state, lengths, len_t, keys)
+        finally:
+            grouped = False
+        record(state, out, keys)
+        return out
+
+    outer.inner.forward = spy
+    outer._inner_in_groups = spy_groups
     return seen
 
 

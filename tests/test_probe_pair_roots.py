@@ -30,6 +30,23 @@ def test_batched_roots_are_each_inputs_own_and_the_answers_are_the_models(model)
     assert whole == model.predict(texts, chunk_width=10_000)
 
 
+def test_a_batch_the_model_splits_into_groups_keeps_each_inputs_roots(model, monkeypatch) -> None:
+    # Without autograd the outer recursion runs a large batch of chunks in groups, shortest
+    # first; a small pool forces several groups here, as a big batch does at W 30.
+    texts = [ex.text for ex in generate(Recipe(12, 16), 24, seed=4)]
+    alone = torch.cat([collect(model, [t], 8)[0] for t in texts])
+    monkeypatch.setattr(model.encoder, "pool_rows", 300)
+    calls = []
+    forward = model.encoder.inner.forward
+    monkeypatch.setattr(
+        model.encoder.inner, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k)
+    )
+    roots, _, chunked, _ = collect(model, texts, 8, batch_size=24)
+    assert len(calls) > 2  # level 0 did run in several groups (and level 1 after it)
+    torch.testing.assert_close(roots, alone, atol=1e-5, rtol=1e-5)
+    assert chunked == model.predict(texts, chunk_width=8)
+
+
 def test_an_input_not_cut_exactly_once_is_one_sentence(model) -> None:
     with pytest.raises(ValueError, match="an input of 20 tokens is not cut once at W 8"):
         collect(model, ["[SM " + "1 " * 18 + "]"], 8)
