@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             batch = items[s : s + 250]
             seen.clear()
             ids, mask, lengths = model.encode_tokens([t.split() for t, _, _ in batch])
-            # With autograd on, a level's chunks run in one call, in plan order (example by
-            # example, chunk by chunk), so row 2i and 2i+1 are example i's two chunks.
-            with torch.enable_grad():
+            # capture_level0 keeps a level's chunks in plan order (example by example, chunk by
+            # chunk) even when they run in groups, so rows 2i and 2i+1 are example i's chunks.
+            with torch.no_grad():
                 logits = model(ids, mask, 0, lengths=lengths, chunk_width=w)
             preds = logits.argmax(-1).tolist()
             right += sum(pr == evaluate(t) for pr, (t, _, _) in zip(preds, batch, strict=True))
