@@ -231,13 +231,20 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     gradient centralization, and the S4D kernel's parameters in their own group at
     lr min(1e-3, lr). Ranger keeps its Lookahead slow weights in ``optimizer.state``
     (``slow_buffer``), so its ``state_dict`` round-trips for exact resume (tested).
+
+    Both Rangers take ``degenerated_to_sgd=True``, as the authors' does: while RAdam's variance
+    estimate is not yet rectified (the first 5 steps at beta2 0.999) they take momentum-SGD
+    steps. With the library's default (False), ``pytorch_optimizer`` 4.1.0 applies a step size
+    of -1 there and moves every parameter uphill for those steps (tested).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     if config.optimizer == "ranger":
         from pytorch_optimizer import Ranger
 
-        return Ranger(params, lr=config.lr, weight_decay=config.weight_decay)
+        return Ranger(
+            params, lr=config.lr, weight_decay=config.weight_decay, degenerated_to_sgd=True
+        )
     if config.optimizer == "ranger_authors":
         from pytorch_optimizer import Ranger
 
@@ -255,6 +262,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
             k=5,
             alpha=0.8,
             use_gc=False,
+            degenerated_to_sgd=True,
         )
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 

@@ -683,6 +683,25 @@ def test_the_authors_ranger_settings(tmp_path: Path) -> None:
     assert library.param_groups[0]["betas"] == (0.95, 0.999) and library.use_gc is True
 
 
+@pytest.mark.parametrize("name", ["ranger", "ranger_authors"])
+def test_the_first_ranger_steps_go_downhill(name: str) -> None:
+    """RAdam's first steps (variance not yet rectified) must descend: pytorch_optimizer 4.1.0
+    with ``degenerated_to_sgd=False`` moves parameters uphill there (a step size of -1)."""
+    from rir_core.trainer import build_optimizer
+
+    model = build_model(ModelConfig(hidden_size=16, scorer_slice=8, scorer_hidden=8))
+    opt = build_optimizer(model, TrainConfig(optimizer=name, lr=1e-3, weight_decay=0.0))
+    weight = model.head[-1].bias  # a vector: gradient centralization leaves its gradient as it is
+    start = weight.detach().clone()
+    for step in range(1, 8):  # through the unrectified steps and past them
+        opt.zero_grad()
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        weight.grad = torch.ones_like(weight)  # the loss rises with every entry
+        opt.step()
+        assert (weight.detach() < start).all(), f"step {step} went uphill"
+
+
 def test_exact_resume_with_the_authors_regime(tmp_path: Path, data_files: dict[str, str]) -> None:
     """Buckets, the batch chunk rule and the authors' Ranger resume bit for bit too."""
     regime = {"optimizer": "ranger_authors", "batching": "buckets", "chunk_rule": "batch"}
