@@ -50,7 +50,9 @@ tests/make_cut_lessons.py` (writes a training file, a minute or two), `python
 tests/grad_per_level.py` (seconds), `python
 tests/composition_depth.py` (a measurement over the standard splits, a minute or two), `python
 tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it), `python
-tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU),
+tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU), `python
+tests/sdepth_report.py` (a measurement, a minute or two of CPU), `python
+tests/authors_training.py` (an experiment: a training run, hours),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -140,6 +142,10 @@ CHECKED_COMMANDS = {
     "their chunk roots); tests/test_cut_report.py checks its split of the arguments",
     "tests/make_cut_lessons.py": "writes a training file from 120,000 generated expressions (a "
     "minute or two); tests/test_cut_report.py checks which cuts it keeps",
+    "tests/sdepth_report.py": "a measurement: a minute or two of CPU (2,000 inputs, chunked and "
+    "whole); tests/test_sdepth_report.py checks its sensitivity depth",
+    "tests/authors_training.py": "an experiment: a training run from scratch, hours; "
+    "tests/test_authors_training.py checks each behaviour it switches on",
     "tests/grad_per_level.py": "a measurement: one forward and backward on 4 batches (seconds)",
     "tests/composition_depth.py": "a measurement: pure Python over 1,000 examples of each "
     "standard split (a minute or two); tests/test_composition_depth.py checks its parts",
