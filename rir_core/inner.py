@@ -154,10 +154,13 @@ class BeamSearch(nn.Module):
             logp = torch.where(pair_ok[:, None, :], raw, NEG).log_softmax(-1)  # (N, K, Lt-1)
 
             # 2-3. Candidates: every (beam, position) with key = beam score + log p (Gumbel-
-            # perturbed in training); keep the best K. One top-K over all K x (Lt-1) candidates
-            # picks the same K as the paper's two stages (top-k positions per beam, then the best
-            # K of those K x k): a candidate in the overall best K has fewer than K better ones in
-            # its own beam. Ties go to the lower (beam, position) in both.
+            # perturbed in training); keep the best K. At eval one top-K over all K x (Lt-1)
+            # candidates picks the same K as the paper's two stages (top-k positions per beam,
+            # then the best K of those K x k): a candidate in the overall best K has fewer than K
+            # better ones in its own beam. Ties go to the lower (beam, position) in both. In
+            # training SPEC 2 (and the authors' code) draw noise twice, per beam and then again
+            # over the K x k candidates; this draws it once, so its sampled trees vary less
+            # (tests/authors_training.py has the two draws, for an A/B: issue #16).
             keys_pos = logp
             if self.training:  # rng.gumbel(seed, GUMBEL, level, chunk, t, beam, position)
                 h = rng.extend_with_key(rng.extend(noise_hash, t), beam_key)  # (N, K, 1)
