@@ -31,6 +31,7 @@ subset, default all three). Session 14 ran it from scratch against ``pretrained/
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import inspect
 import sys
@@ -128,16 +129,21 @@ def patched(parts: Sequence[str] = PARTS) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    parts: Sequence[str] = PARTS
-    if "--parts" in args:
-        i = args.index("--parts")
-        parts = [p for p in args[i + 1].split(",") if p]
-        del args[i : i + 2]
+    p = argparse.ArgumentParser(
+        prog="tests/authors_training.py",
+        description="Train (python -m rir_core.train's arguments, below) with the authors' "
+        "training-only behaviours switched on.",
+        add_help=False,
+    )
+    p.add_argument("--parts", default=",".join(PARTS), help=f"a subset of {', '.join(PARTS)}")
+    known, rest = p.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        p.print_help()
+        print()
     from rir_core.train import main as train_main
 
-    with patched(parts):
-        return train_main(args)
+    with patched([part for part in known.parts.split(",") if part]):
+        return train_main(rest)
 
 
 if __name__ == "__main__":

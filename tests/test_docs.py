@@ -485,6 +485,13 @@ def check(tokens: list[str]) -> list[tuple[str, list[str]]]:
     elif prog == "streamlit":
         assert tokens[1] == "run" and (REPO / tokens[2]).is_file(), shlex.join(tokens)
         _assert_knows(help_text("-m", "streamlit", "run"), _flags(tokens[3:]), "streamlit run")
+    elif prog == "torchrun" and "-m" not in tokens:  # torchrun [flags] tests/X.py [args]
+        s = next(i for i, t in enumerate(tokens) if t.endswith(".py"))
+        _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:s]), "torchrun")
+        script = tokens[s]
+        assert script in CHECKED_COMMANDS, f"{script} is not a checked command"
+        _assert_knows(help_text(script), _flags(tokens[s + 1 :]), script)
+        return [(script, tokens[s + 1 :])]
     elif prog == "torchrun":
         m = tokens.index("-m")
         _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:m]), "torchrun")
