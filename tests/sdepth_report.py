@@ -31,9 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from composition_depth import cut_positions  # noqa: E402
+from cut_report import lists_open_at_cut  # noqa: E402
+
 from app.alignment_lab import wilson_interval  # noqa: E402
 from rir_core.listops import CLOSE, apply_operator  # noqa: E402
-from rir_core.outer import chunk_sizes  # noqa: E402
 
 
 def value_with(tokens: Sequence[str], opened_at: int, value: int) -> int:
@@ -57,21 +59,10 @@ def value_with(tokens: Sequence[str], opened_at: int, value: int) -> int:
     return result
 
 
-def straddling(tokens: Sequence[str], cut: int) -> list[int]:
-    """Where the lists open after ``tokens[:cut]`` were opened, outermost first."""
-    stack: list[int] = []
-    for i, tok in enumerate(tokens[:cut]):
-        if tok.startswith("["):
-            stack.append(i)
-        elif tok == CLOSE:
-            stack.pop()
-    return stack
-
-
 def cut_sensitivity(tokens: Sequence[str], cut: int) -> int:
     """How many of the lists straddling the cut, from the root list down, the answer depends on."""
     depth = 0
-    for start in straddling(tokens, cut):
+    for start in lists_open_at_cut(list(tokens), cut):
         if len({value_with(tokens, start, v) for v in range(10)}) == 1:
             break
         depth += 1
@@ -81,11 +72,7 @@ def cut_sensitivity(tokens: Sequence[str], cut: int) -> int:
 def sensitivity_depth(tokens: Sequence[str], width: int) -> int:
     """The largest cut sensitivity over the cuts of the first outer level at chunk width
     ``width`` (0 for an input that is not chunked)."""
-    cut, depth = 0, 0
-    for size in chunk_sizes(len(tokens), width)[:-1]:
-        cut += size
-        depth = max(depth, cut_sensitivity(tokens, cut))
-    return depth
+    return max((cut_sensitivity(tokens, c) for c in cut_positions(len(tokens), width)), default=0)
 
 
 def main(argv: list[str] | None = None) -> int:

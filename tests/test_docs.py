@@ -469,6 +469,11 @@ def check(tokens: list[str]) -> list[tuple[str, list[str]]]:
     """The checks of a command that is not run (see CHECKED_COMMANDS). Returns what must also
     get through its real parser (see :func:`parse_with_real_parsers`)."""
     prog = tokens[0]
+    if prog == "torchrun" and "-m" not in tokens:  # torchrun [flags] tests/X.py [args]
+        s = next(i for i, t in enumerate(tokens) if t.endswith(".py"))
+        _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:s]), "torchrun")
+        assert tokens[s] in CHECKED_COMMANDS, f"{tokens[s]} is not a checked command"
+        prog, tokens = "python", ["python", *tokens[s:]]  # then checked as python runs it
     if prog == "pip":
         files = [tokens[i + 1] for i, t in enumerate(tokens) if t == "-r"]
         assert files, f"pip without -r: {shlex.join(tokens)}"
@@ -485,13 +490,6 @@ def check(tokens: list[str]) -> list[tuple[str, list[str]]]:
     elif prog == "streamlit":
         assert tokens[1] == "run" and (REPO / tokens[2]).is_file(), shlex.join(tokens)
         _assert_knows(help_text("-m", "streamlit", "run"), _flags(tokens[3:]), "streamlit run")
-    elif prog == "torchrun" and "-m" not in tokens:  # torchrun [flags] tests/X.py [args]
-        s = next(i for i, t in enumerate(tokens) if t.endswith(".py"))
-        _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:s]), "torchrun")
-        script = tokens[s]
-        assert script in CHECKED_COMMANDS, f"{script} is not a checked command"
-        _assert_knows(help_text(script), _flags(tokens[s + 1 :]), script)
-        return [(script, tokens[s + 1 :])]
     elif prog == "torchrun":
         m = tokens.index("-m")
         _assert_knows(help_text("-m", "torch.distributed.run"), _flags(tokens[1:m]), "torchrun")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sdepth_report import cut_sensitivity, sensitivity_depth, straddling, value_with
+from composition_depth import cut_positions
+from cut_report import lists_open_at_cut as straddling
+from sdepth_report import cut_sensitivity, sensitivity_depth, value_with
 
 from rir_core.generate import Recipe, generate
 from rir_core.listops import evaluate_tokens
-from rir_core.outer import chunk_sizes
 
 
 def tokens_of(text: str) -> list[str]:
@@ -44,8 +45,7 @@ def test_the_count_stops_at_the_first_list_that_does_not_matter() -> None:
 def test_an_inputs_depth_is_its_deepest_cut(width: int) -> None:
     for ex in generate(Recipe(2, 100), 300, seed=5):
         tokens = ex.text.split()
-        sizes = chunk_sizes(len(tokens), width)
-        cuts = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
+        cuts = cut_positions(len(tokens), width)
         depth = sensitivity_depth(tokens, width)
         assert depth == max((cut_sensitivity(tokens, c) for c in cuts), default=0)
         assert depth <= max((len(straddling(tokens, c)) for c in cuts), default=0)
