@@ -53,6 +53,8 @@ tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it), `py
 tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU), `python
 tests/sdepth_report.py` (a measurement, a minute or two of CPU), `python
 tests/authors_training.py` (an experiment: a training run, hours),
+`python tests/authors_code.py` (prepares a checkout of the authors' code outside the repo and
+evaluates its checkpoints),
 `apt-get install` (root and a network: the package must be the one `.ci/run` installs),
 `ruff` (lint; `.ci/run` runs it), `.ci/run` (the whole CI: it must be an executable file),
 `kill -SIG` (the signal must be one the trainer handles).
@@ -146,6 +148,8 @@ CHECKED_COMMANDS = {
     "whole); tests/test_sdepth_report.py checks its sensitivity depth",
     "tests/authors_training.py": "an experiment: a training run from scratch, hours; "
     "tests/test_authors_training.py checks each behaviour it switches on",
+    "tests/authors_code.py": "prepares a checkout of the authors' code (outside the repo) and "
+    "evaluates its checkpoints; tests/test_authors_code.py checks its data files and edits",
     "tests/grad_per_level.py": "a measurement: one forward and backward on 4 batches (seconds)",
     "tests/composition_depth.py": "a measurement: pure Python over 1,000 examples of each "
     "standard split (a minute or two); tests/test_composition_depth.py checks its parts",

@@ -1,0 +1,316 @@
+"""Control (issue #16): the authors' own implementation, trained from scratch on our data.
+
+Sessions 6 and 14 reproduced every training behaviour of the authors' code in ours and got the
+same curve (chunked inputs stop near 60%). What is left is their code itself, end to end: their
+data pipeline, trainer, optimizer, schedule and early stopping, on data from our generator. This
+script prepares a checkout of JRC1995/BeamRecursionFamily (outside this repository; nothing of it
+is copied here) and measures its checkpoints by our length groups:
+
+    python tests/authors_code.py prepare --code DIR
+    (cd DIR/preprocess && python process_listopsc.py)
+    cd DIR && PYTHONPATH=DIR/_stubs:DIR OMP_NUM_THREADS=2 python train.py --model HEBT_GRC \\
+        --dataset listopsc --device cpu --times 1 --display_step 50
+    python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100]
+
+Their code runs in its own virtual environment (``pip install torch==2.13.0 numpy scipy einops
+jsonlines tqdm fvcore``; run ``preprocess``, ``train.py`` and ``eval`` with that Python).
+``train.py --load_checkpoint`` resumes from the per-epoch checkpoint
+``experiments/checkpoints/listopsc_HEBT_GRC_classifier.pt``.
+
+``prepare`` does two things:
+
+1. Writes the files their ``preprocess/process_listopsc.py`` reads into ``DIR/data/listops``:
+   ``train_d20s.tsv`` is 1,000 expressions of the unfiltered recipe (2-1,000 tokens, generator
+   seed 777, none in our ``train`` split), which their preprocessing takes as the dev set (SPEC
+   7.1: 22% chunked, 11% longer than 100 tokens), followed by our ``train`` split (90,000, all
+   at most 100 tokens, which their preprocessing keeps whole). The test files hold the first rows
+   of our standard splits (their trainer reads them only with ``--test``).
+2. Makes three edits that let their trainer start on a CPU-only machine without changing what it
+   computes: the import of fairseq's learning-rate scheduler base (used by MEGA schedules only)
+   falls back to a stub; the encoders other than HEBT_GRC are imported only if their dependencies
+   are there; the data loader's 6 worker processes become 0 (2 cores here; batches are the same).
+   ``DIR/_stubs`` gets a ``pytorch_lightning.utilities.rank_zero_only`` (S4's logging decorator).
+
+``eval`` loads their checkpoint into their model (their code, eval mode) and reports accuracy on
+the 1,000 dev rows by our length groups (unchunked: under 45 tokens, one chunk at W 30 in both
+implementations; chunked: 45-100; long: over 100) and on the first ``--probe`` rows of our
+``len_200_300`` split, as JSON, comparable with ``pretrained/authors_run``'s evaluations.
+Rows of more than 30 tokens run one at a time, so that each is chunked by its own length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rir_core.data import Example  # noqa: E402
+from rir_core.generate import Recipe, generate, load_split  # noqa: E402
+from rir_core.trainer import length_group  # noqa: E402
+
+DEV_SEED = 777
+LENGTH_FILES = {"200_300": "len_200_300", "500_600": "len_500_600", "900_1000": "len_900_1000"}
+OTHER_LENGTHS = (300, 400, 600, 700, 800)  # their preprocessing also reads these; tiny files
+CHECKPOINT = "experiments/checkpoints/listopsc_HEBT_GRC_classifier.pt"
+
+# (file, text that must be there, its replacement): see the module docstring, step 2.
+SCHEDULER_IMPORT = (
+    "from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler"
+)
+EDITS = (
+    (
+        "controllers/scheduler_controller.py",
+        SCHEDULER_IMPORT,
+        "try:\n    " + SCHEDULER_IMPORT + "\nexcept ImportError:  # harness: MEGA schedules only\n"
+        "    class FairseqLRScheduler:\n        def __init__(self, *args, **kwargs):\n"
+        "            pass\n",
+    ),
+    ("configs/listopsc_configs.py", "self.num_workers = 6", "self.num_workers = 0"),
+)
+STUB = "def rank_zero_only(fn):\n    return fn\n"
+
+
+class HarnessError(Exception):
+    """The checkout is not the one this harness knows; the message says what is missing."""
+
+
+def write_tsv(path: Path, examples: Iterable[Example], lra: bool = False) -> int:
+    """Write rows as their preprocessing reads them; LRA files have a header and swapped columns."""
+    n = 0
+    with open(path, "w") as f:
+        if lra:
+            f.write("Source\tTarget\n")
+        for ex in examples:
+            f.write(f"{ex.text}\t{ex.label}\n" if lra else f"{ex.label}\t{ex.text}\n")
+            n += 1
+    return n
+
+
+def dev_rows(train: Sequence[Example], n: int = 1000, seed: int = DEV_SEED) -> list[Example]:
+    """``n`` expressions of the unfiltered recipe (2-1,000 tokens), none of them in ``train``."""
+    exclude = {ex.text for ex in train}
+    return generate(Recipe(2, 1000), n, seed, exclude=exclude)
+
+
+def write_data(
+    out: Path, train: Sequence[Example], dev: Sequence[Example], n_test: int = 200
+) -> dict:
+    """The data files of their ``process_listopsc.py``; returns the row count of each file."""
+    out.mkdir(parents=True, exist_ok=True)
+    if any(len(ex.text.split()) > 100 for ex in train):
+        raise HarnessError(
+            "the training rows must be at most 100 tokens (their filter would drop them)"
+        )
+    counts = {"train_d20s.tsv": write_tsv(out / "train_d20s.tsv", [*dev, *train])}
+    iid = load_split("test_iid", n=n_test)
+    counts["test_d20s.tsv"] = write_tsv(out / "test_d20s.tsv", iid)
+    counts["test_iid_arg.tsv"] = write_tsv(out / "test_iid_arg.tsv", iid)
+    counts["basic_test.tsv"] = write_tsv(
+        out / "basic_test.tsv", load_split("lra", n=n_test // 2), lra=True
+    )
+    counts["test_ood_10arg.tsv"] = write_tsv(
+        out / "test_ood_10arg.tsv", load_split("args_10", n=n_test // 2)
+    )
+    counts["test_ood_15arg.tsv"] = write_tsv(
+        out / "test_ood_15arg.tsv", load_split("args_15", n=n_test // 2)
+    )
+    for key, split in LENGTH_FILES.items():
+        counts[f"test_{key}.tsv"] = write_tsv(out / f"test_{key}.tsv", load_split(split, n=n_test))
+    for lo in OTHER_LENGTHS:
+        rows = generate(Recipe(lo, lo + 100), 20, 900 + lo)
+        counts[f"test_{lo}_{lo + 100}.tsv"] = write_tsv(out / f"test_{lo}_{lo + 100}.tsv", rows)
+    return counts
+
+
+def patch_checkout(code: Path) -> list[str]:
+    """Apply the harness edits (idempotent); returns what changed."""
+    changed = []
+    for rel, old, new in EDITS:
+        path = code / rel
+        if not path.is_file():
+            raise HarnessError(
+                f"{path} does not exist: is {code} a checkout of JRC1995/BeamRecursionFamily?"
+            )
+        text = path.read_text()
+        if new in text:
+            continue
+        if old not in text:
+            raise HarnessError(f"{path} has no line {old!r}: a different version of their code")
+        path.write_text(text.replace(old, new, 1))
+        changed.append(rel)
+    init = code / "models/encoders/__init__.py"
+    if not init.is_file():
+        raise HarnessError(
+            f"{init} does not exist: is {code} a checkout of JRC1995/BeamRecursionFamily?"
+        )
+    lines = init.read_text().splitlines()
+    if not any("HEBT_GRC" in line for line in lines):
+        raise HarnessError(f"{init} does not import HEBT_GRC: a different version of their code")
+    if not any(line.startswith("try:") for line in lines):
+        out = []
+        for line in lines:
+            if not line.strip() or "HEBT_GRC" in line:
+                out.append(line)
+            else:
+                out += [
+                    "try:",
+                    "    " + line,
+                    "except ImportError:  # harness: only HEBT_GRC is needed",
+                    "    pass",
+                ]
+        init.write_text("\n".join(out) + "\n")
+        changed.append(str(init.relative_to(code)))
+    stub = code / "_stubs" / "pytorch_lightning"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "__init__.py").write_text("")
+    if not (stub / "utilities.py").is_file():
+        (stub / "utilities.py").write_text(STUB)
+        changed.append("_stubs/pytorch_lightning")
+    return changed
+
+
+def read_rows(path: Path, n: int | None = None) -> list[tuple[str, list[str]]]:
+    rows = []
+    with open(path) as f:
+        for line in f:
+            label, text = line.rstrip("\n").split("\t")
+            rows.append((label, text.replace("( ", "").replace(" )", "").split()))
+            if n is not None and len(rows) >= n:
+                break
+    return rows
+
+
+def load_their_model(code: Path, checkpoint: Path):
+    """Their HEBT_GRC classifier, built as their train.py builds it, weights loaded, eval mode."""
+    import torch
+
+    if not (code / "train.py").is_file() or not (code / "_stubs").is_dir():
+        raise HarnessError(
+            f"{code} is not a prepared checkout of theirs: run `prepare --code {code}` first"
+        )
+    if not (code / "processed_data/listopsc/metadata.pkl").is_file():
+        raise HarnessError(
+            f"{code} has no processed data: run their preprocess/process_listopsc.py first"
+        )
+    if not checkpoint.is_file():
+        raise HarnessError(f"no checkpoint at {checkpoint}")
+    sys.path[:0] = [str(code / "_stubs"), str(code)]
+    from argparser import get_args
+    from configs.configLoader import load_config
+    from models import classifier_framework
+
+    config = load_config(
+        get_args().parse_args(["--model", "HEBT_GRC", "--dataset", "listopsc", "--device", "cpu"])
+    )
+    with open(code / "processed_data/listopsc/metadata.pkl", "rb") as f:
+        meta = pickle.load(f)
+    vocab = meta["vocab2idx"]
+    data = {
+        "embeddings": None,
+        "labels2idx": meta["labels2idx"],
+        "vocab2idx": vocab,
+        "vocab_len": len(vocab),
+        "PAD_id": vocab["<PAD>"],
+        "UNK_id": vocab.get("<UNK>"),
+        "classes_num": len(meta["labels2idx"]),
+    }
+    config.update(
+        device=torch.device("cpu"), idx2vocab=dict(vocab), vocab2idx=None, charvocab2idx=None
+    )
+    config.update(labels2idx=meta["labels2idx"], dataset="listopsc")
+    model = classifier_framework(data=data, config=config)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model_state_dict"])
+    model.eval()
+    return (
+        model,
+        vocab,
+        {i: label for label, i in meta["labels2idx"].items()},
+        state.get("past_epochs"),
+    )
+
+
+def score(model, vocab, idx2label, rows) -> list[tuple[int, bool]]:
+    """(length, right) per row; rows over 30 tokens run alone (their chunk rule is per batch)."""
+    import torch
+
+    pad = vocab["<PAD>"]
+    out = []
+    short = [r for r in rows if len(r[1]) <= 30]
+    with torch.no_grad():
+        batches = [short[i : i + 64] for i in range(0, len(short), 64)]
+        batches += [[r] for r in rows if len(r[1]) > 30]
+        for batch in batches:
+            width = max(len(tokens) for _, tokens in batch)
+            seq = torch.tensor(
+                [[vocab[t] for t in tok] + [pad] * (width - len(tok)) for _, tok in batch]
+            )
+            mask = torch.tensor([[1.0] * len(tok) + [0.0] * (width - len(tok)) for _, tok in batch])
+            pred = model({"sequences_vec": seq, "input_masks": mask})["logits"].argmax(-1).tolist()
+            out += [
+                (len(tok), idx2label[p] == label)
+                for (label, tok), p in zip(batch, pred, strict=True)
+            ]
+    return out
+
+
+def grouped(results: list[tuple[int, bool]]) -> dict:
+    """Accuracy by our trainer's length groups at W 30, longest training input 100 tokens."""
+    groups: dict[str, list[bool]] = {}
+    for n, ok in results:
+        groups.setdefault(length_group(n, 30, 100), []).append(ok)
+    return {g: {"accuracy": sum(v) / len(v), "n": len(v)} for g, v in sorted(groups.items())}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="commands: prepare --code DIR | eval --code DIR CHECKPOINT [--probe N] "
+        "(each with its own --help)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "prepare", help="write our data into a checkout of theirs and make it start on CPU"
+    )
+    p.add_argument(
+        "--code", type=Path, required=True, help="their checkout (outside this repository)"
+    )
+    e = sub.add_parser("eval", help="accuracy of one of their checkpoints by our length groups")
+    e.add_argument("--code", type=Path, required=True)
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--probe", type=int, default=100, help="rows of len_200_300 (default 100)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            train = load_split("train", progress=True)
+            counts = write_data(args.code / "data/listops", train, dev_rows(train))
+            changed = patch_checkout(args.code)
+            print(json.dumps({"files": counts, "edited": changed}))
+            return 0
+        model, vocab, idx2label, epochs = load_their_model(args.code, args.checkpoint)
+        dev = read_rows(args.code / "data/listops/train_d20s.tsv", 1000)
+        probe = read_rows(args.code / "data/listops/test_200_300.tsv", args.probe)
+        result = {"checkpoint": str(args.checkpoint), "epochs": epochs}
+        dev_results = score(model, vocab, idx2label, dev)
+        result["dev"] = sum(ok for _, ok in dev_results) / len(dev_results)
+        result["dev_groups"] = grouped(dev_results)
+        probe_results = score(model, vocab, idx2label, probe)
+        result["probe"] = {
+            "split": "len_200_300",
+            "accuracy": sum(ok for _, ok in probe_results) / len(probe_results),
+            "n": len(probe_results),
+        }
+        print(json.dumps(result))
+        return 0
+    except (HarnessError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
