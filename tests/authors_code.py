@@ -10,7 +10,7 @@ is copied here) and measures its checkpoints by our length groups:
     (cd DIR/preprocess && python process_listopsc.py)
     cd DIR && PYTHONPATH=DIR/_stubs:DIR OMP_NUM_THREADS=2 python train.py --model HEBT_GRC \\
         --dataset listopsc --device cpu --times 1 --display_step 50
-    python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100]
+    python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100] [--length-rows 200]
 
 Their code runs in its own virtual environment (``pip install torch==2.13.0 numpy scipy einops
 jsonlines tqdm fvcore``; run ``preprocess``, ``train.py`` and ``eval`` with that Python).
@@ -28,13 +28,16 @@ jsonlines tqdm fvcore``; run ``preprocess``, ``train.py`` and ``eval`` with that
 2. Makes three edits that let their trainer start on a CPU-only machine without changing what it
    computes: the import of fairseq's learning-rate scheduler base (used by MEGA schedules only)
    falls back to a stub; the encoders other than HEBT_GRC are imported only if their dependencies
-   are there; the data loader's 6 worker processes become 0 (2 cores here; batches are the same).
+   are there; the data loader's 6 worker processes become 0 (2 cores here). The buckets and
+   their batches are the same; the order of the 5 batches inside a bucket, shuffled in the
+   collate function, comes from the main process's random state instead of a worker's.
    ``DIR/_stubs`` gets a ``pytorch_lightning.utilities.rank_zero_only`` (S4's logging decorator).
 
 ``eval`` loads their checkpoint into their model (their code, eval mode) and reports accuracy on
 the 1,000 dev rows by our length groups (unchunked: under 45 tokens, one chunk at W 30 in both
 implementations; chunked: 45-100; long: over 100) and on the first ``--probe`` rows of our
-``len_200_300`` split, as JSON, comparable with ``pretrained/authors_run``'s evaluations.
+``len_200_300`` split, as JSON, comparable with ``pretrained/authors_run``'s evaluations; with
+``--length-rows N`` also on the first N rows of each length split.
 Rows of more than 30 tokens run one at a time, so that each is chunked by its own length.
 """
 
@@ -271,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="commands: prepare --code DIR | eval --code DIR CHECKPOINT [--probe N] "
+        "[--length-rows N] "
         "(each with its own --help)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -284,6 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--code", type=Path, required=True)
     e.add_argument("checkpoint", type=Path)
     e.add_argument("--probe", type=int, default=100, help="rows of len_200_300 (default 100)")
+    e.add_argument(
+        "--length-rows",
+        type=int,
+        default=0,
+        help="also the first N rows of each length split (200-300, 500-600, 900-1000; at most "
+        "the 200 that prepare writes); default 0: none",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
@@ -305,6 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "accuracy": sum(ok for _, ok in probe_results) / len(probe_results),
             "n": len(probe_results),
         }
+        if args.length_rows:
+            result["lengths"] = {}
+            for key, split in LENGTH_FILES.items():
+                rows = read_rows(args.code / f"data/listops/test_{key}.tsv", args.length_rows)
+                res = score(model, vocab, idx2label, rows)
+                result["lengths"][split] = {
+                    "accuracy": sum(ok for _, ok in res) / len(res),
+                    "n": len(res),
+                }
         print(json.dumps(result))
         return 0
     except (HarnessError, FileNotFoundError) as err:
