@@ -15,7 +15,13 @@ is copied here) and measures its checkpoints by our length groups:
 Their code runs in its own virtual environment (``pip install torch==2.13.0 numpy scipy einops
 jsonlines tqdm fvcore``; run ``preprocess``, ``train.py`` and ``eval`` with that Python).
 ``train.py --load_checkpoint`` resumes from the per-epoch checkpoint
-``experiments/checkpoints/listopsc_HEBT_GRC_classifier.pt``.
+``experiments/checkpoints/listopsc_HEBT_GRC_classifier.pt`` (with
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``: their ``torch.load`` predates PyTorch's weights-only
+default, and the checkpoint holds their random states). Session 15's run is committed as
+``pretrained/authors_code_run/``: its resume checkpoint (``resume.pt``, their format, the list of
+last epoch's training predictions emptied), their log and our evaluations (``evals.jsonl``).
+To continue it, prepare a checkout, run their preprocessing, copy ``resume.pt`` to that path and
+start ``train.py`` as above with ``--load_checkpoint``.
 
 ``prepare`` does two things:
 
@@ -243,6 +249,7 @@ def score(model, vocab, idx2label, rows) -> list[tuple[int, bool]]:
     import torch
 
     pad = vocab["<PAD>"]
+    torch.manual_seed(0)  # their beam alignment samples at eval too (Categorical over beam scores)
     out = []
     short = [r for r in rows if len(r[1]) <= 30]
     with torch.no_grad():
