@@ -53,12 +53,12 @@ import argparse
 import json
 import pickle
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rir_core.data import Example  # noqa: E402
+from rir_core.data import Example, atomic_write_text, read_tsv, write_tsv  # noqa: E402
 from rir_core.generate import Recipe, generate, load_split  # noqa: E402
 from rir_core.trainer import length_group  # noqa: E402
 
@@ -88,16 +88,14 @@ class HarnessError(Exception):
     """The checkout is not the one this harness knows; the message says what is missing."""
 
 
-def write_tsv(path: Path, examples: Iterable[Example], lra: bool = False) -> int:
-    """Write rows as their preprocessing reads them; LRA files have a header and swapped columns."""
-    n = 0
-    with open(path, "w") as f:
-        if lra:
-            f.write("Source\tTarget\n")
-        for ex in examples:
-            f.write(f"{ex.text}\t{ex.label}\n" if lra else f"{ex.label}\t{ex.text}\n")
-            n += 1
-    return n
+def write_rows(path: Path, examples: Sequence[Example], lra: bool = False) -> int:
+    """Write rows as their preprocessing reads them (ours, or LRA's header and swapped columns);
+    returns the row count."""
+    if lra:
+        atomic_write_text(path, ["Source\tTarget", *(f"{ex.text}\t{ex.label}" for ex in examples)])
+    else:
+        write_tsv(path, examples)
+    return len(examples)
 
 
 def dev_rows(train: Sequence[Example], n: int = 1000, seed: int = DEV_SEED) -> list[Example]:
@@ -111,28 +109,28 @@ def write_data(
 ) -> dict:
     """The data files of their ``process_listopsc.py``; returns the row count of each file."""
     out.mkdir(parents=True, exist_ok=True)
-    if any(len(ex.text.split()) > 100 for ex in train):
+    if any(len(ex.tokens) > 100 for ex in train):
         raise HarnessError(
             "the training rows must be at most 100 tokens (their filter would drop them)"
         )
-    counts = {"train_d20s.tsv": write_tsv(out / "train_d20s.tsv", [*dev, *train])}
+    counts = {"train_d20s.tsv": write_rows(out / "train_d20s.tsv", [*dev, *train])}
     iid = load_split("test_iid", n=n_test)
-    counts["test_d20s.tsv"] = write_tsv(out / "test_d20s.tsv", iid)
-    counts["test_iid_arg.tsv"] = write_tsv(out / "test_iid_arg.tsv", iid)
-    counts["basic_test.tsv"] = write_tsv(
+    counts["test_d20s.tsv"] = write_rows(out / "test_d20s.tsv", iid)
+    counts["test_iid_arg.tsv"] = write_rows(out / "test_iid_arg.tsv", iid)
+    counts["basic_test.tsv"] = write_rows(
         out / "basic_test.tsv", load_split("lra", n=n_test // 2), lra=True
     )
-    counts["test_ood_10arg.tsv"] = write_tsv(
+    counts["test_ood_10arg.tsv"] = write_rows(
         out / "test_ood_10arg.tsv", load_split("args_10", n=n_test // 2)
     )
-    counts["test_ood_15arg.tsv"] = write_tsv(
+    counts["test_ood_15arg.tsv"] = write_rows(
         out / "test_ood_15arg.tsv", load_split("args_15", n=n_test // 2)
     )
     for key, split in LENGTH_FILES.items():
-        counts[f"test_{key}.tsv"] = write_tsv(out / f"test_{key}.tsv", load_split(split, n=n_test))
+        counts[f"test_{key}.tsv"] = write_rows(out / f"test_{key}.tsv", load_split(split, n=n_test))
     for lo in OTHER_LENGTHS:
         rows = generate(Recipe(lo, lo + 100), 20, 900 + lo)
-        counts[f"test_{lo}_{lo + 100}.tsv"] = write_tsv(out / f"test_{lo}_{lo + 100}.tsv", rows)
+        counts[f"test_{lo}_{lo + 100}.tsv"] = write_rows(out / f"test_{lo}_{lo + 100}.tsv", rows)
     return counts
 
 
@@ -183,15 +181,9 @@ def patch_checkout(code: Path) -> list[str]:
     return changed
 
 
-def read_rows(path: Path, n: int | None = None) -> list[tuple[str, list[str]]]:
-    rows = []
-    with open(path) as f:
-        for line in f:
-            label, text = line.rstrip("\n").split("\t")
-            rows.append((label, text.replace("( ", "").replace(" )", "").split()))
-            if n is not None and len(rows) >= n:
-                break
-    return rows
+def read_rows(path: Path, n: int) -> list[tuple[str, list[str]]]:
+    """The first ``n`` rows of a data file as (label, tokens), as :func:`score` takes them."""
+    return [(str(ex.label), list(ex.tokens)) for ex in read_tsv(path)[:n]]
 
 
 def load_their_model(code: Path, checkpoint: Path):
@@ -269,12 +261,16 @@ def score(model, vocab, idx2label, rows) -> list[tuple[int, bool]]:
     return out
 
 
+def share(right: Sequence[bool]) -> dict:
+    return {"accuracy": sum(right) / len(right), "n": len(right)}
+
+
 def grouped(results: list[tuple[int, bool]]) -> dict:
     """Accuracy by our trainer's length groups at W 30, longest training input 100 tokens."""
     groups: dict[str, list[bool]] = {}
     for n, ok in results:
         groups.setdefault(length_group(n, 30, 100), []).append(ok)
-    return {g: {"accuracy": sum(v) / len(v), "n": len(v)} for g, v in sorted(groups.items())}
+    return {g: share(v) for g, v in sorted(groups.items())}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,23 +311,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = read_rows(args.code / "data/listops/test_200_300.tsv", args.probe)
         result = {"checkpoint": str(args.checkpoint), "epochs": epochs}
         dev_results = score(model, vocab, idx2label, dev)
-        result["dev"] = sum(ok for _, ok in dev_results) / len(dev_results)
+        result["dev"] = share([ok for _, ok in dev_results])["accuracy"]
         result["dev_groups"] = grouped(dev_results)
         probe_results = score(model, vocab, idx2label, probe)
-        result["probe"] = {
-            "split": "len_200_300",
-            "accuracy": sum(ok for _, ok in probe_results) / len(probe_results),
-            "n": len(probe_results),
-        }
+        result["probe"] = {"split": "len_200_300", **share([ok for _, ok in probe_results])}
         if args.length_rows:
             result["lengths"] = {}
             for key, split in LENGTH_FILES.items():
                 rows = read_rows(args.code / f"data/listops/test_{key}.tsv", args.length_rows)
                 res = score(model, vocab, idx2label, rows)
-                result["lengths"][split] = {
-                    "accuracy": sum(ok for _, ok in res) / len(res),
-                    "n": len(res),
-                }
+                result["lengths"][split] = share([ok for _, ok in res])
         print(json.dumps(result))
         return 0
     except (HarnessError, FileNotFoundError) as err:
