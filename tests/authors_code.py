@@ -10,7 +10,8 @@ is copied here) and measures its checkpoints by our length groups:
     (cd DIR/preprocess && python process_listopsc.py)
     cd DIR && PYTHONPATH=DIR/_stubs:DIR OMP_NUM_THREADS=2 python train.py --model HEBT_GRC \\
         --dataset listopsc --device cpu --times 1 --display_step 50
-    python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100] [--length-rows 200]
+    python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100] [--length-rows 200] \\
+        [--train-rows 300]
 
 Their code runs in its own virtual environment (``pip install torch==2.13.0 numpy scipy einops
 jsonlines tqdm fvcore safetensors``: the last for ``eval``, which imports ``rir_core``; run
@@ -44,7 +45,9 @@ start ``train.py`` as above with ``--load_checkpoint``.
 the 1,000 dev rows by our length groups (unchunked: under 45 tokens, one chunk at W 30 in both
 implementations; chunked: 45-100; long: over 100) and on the first ``--probe`` rows of our
 ``len_200_300`` split, as JSON, comparable with ``pretrained/authors_run``'s evaluations; with
-``--length-rows N`` also on the first N rows of each length split.
+``--length-rows N`` also on the first N rows of each length split; with ``--train-rows N`` also
+on the first N chunked (45-100-token) rows of the training split, which it has seen once an
+epoch, beside the held-out chunked rows (memorization shows as the gap between the two).
 Rows of more than 30 tokens run one at a time, so that each is chunked by its own length.
 """
 
@@ -187,6 +190,17 @@ def read_rows(path: Path, n: int) -> list[tuple[str, list[str]]]:
     return [(str(ex.label), list(ex.tokens)) for ex in read_tsv(path)[:n]]
 
 
+def chunked_train_rows(path: Path, n: int, skip: int = 1000) -> list[tuple[str, list[str]]]:
+    """The first ``n`` training rows that are chunked at W 30 (45-100 tokens), as :func:`score`
+    takes them: the rows after the ``skip`` dev rows at the head of ``train_d20s.tsv``."""
+    rows = [
+        (str(ex.label), list(ex.tokens))
+        for ex in read_tsv(path)[skip:]
+        if length_group(len(ex.tokens), 30, 100) == "chunked"
+    ]
+    return rows[:n]
+
+
 def load_their_model(code: Path, checkpoint: Path):
     """Their HEBT_GRC classifier, built as their train.py builds it, weights loaded, eval mode."""
     import torch
@@ -299,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the first N rows of each length split (200-300, 500-600, 900-1000; at most "
         "the 200 that prepare writes); default 0: none",
     )
+    e.add_argument(
+        "--train-rows",
+        type=int,
+        default=0,
+        help="also the first N chunked (45-100-token) training rows, to set beside the "
+        "held-out chunked accuracy (memorization); default 0: none",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
@@ -322,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows = read_rows(args.code / f"data/listops/test_{key}.tsv", args.length_rows)
                 res = score(model, vocab, idx2label, rows)
                 result["lengths"][split] = share([ok for _, ok in res])
+        if args.train_rows:
+            rows = chunked_train_rows(args.code / "data/listops/train_d20s.tsv", args.train_rows)
+            result["train_chunked"] = share([ok for _, ok in score(model, vocab, idx2label, rows)])
         print(json.dumps(result))
         return 0
     except (HarnessError, FileNotFoundError) as err:

@@ -114,6 +114,16 @@ def test_data_files_put_the_unfiltered_dev_rows_first(tmp_path, monkeypatch):
         ac.write_data(tmp_path, [too_long], dev)
 
 
+def test_chunked_train_rows_skip_the_dev_head_and_keep_45_to_100_tokens(tmp_path):
+    train = generate(Recipe(2, 100), 60, seed=12)
+    dev = generate(Recipe(45, 100), 5, seed=13)  # chunked too: must be skipped, not counted
+    ac.write_rows(tmp_path / "train_d20s.tsv", [*dev, *train])
+    want = [(str(ex.label), list(ex.tokens)) for ex in train if 45 <= len(ex.tokens) <= 100]
+    assert want and len(want) < len(train)
+    assert ac.chunked_train_rows(tmp_path / "train_d20s.tsv", 1000, skip=5) == want
+    assert ac.chunked_train_rows(tmp_path / "train_d20s.tsv", 2, skip=5) == want[:2]
+
+
 def test_groups_are_the_trainers(tmp_path):
     results = [(30, True), (44, False), (45, True), (100, True), (101, False), (950, True)]
     groups = ac.grouped(results)
