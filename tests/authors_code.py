@@ -12,6 +12,7 @@ is copied here) and measures its checkpoints by our length groups:
         --dataset listopsc --device cpu --times 1 --display_step 50
     python tests/authors_code.py eval --code DIR CHECKPOINT [--probe 100] [--length-rows 200] \\
         [--train-rows 300]
+    python tests/authors_code.py convert --code DIR CHECKPOINT OUT [--check 64]
 
 Their code runs in its own virtual environment (``pip install torch==2.13.0 numpy scipy einops
 jsonlines tqdm fvcore safetensors``: the last for ``eval``, which imports ``rir_core``; run
@@ -49,6 +50,14 @@ implementations; chunked: 45-100; long: over 100) and on the first ``--probe`` r
 on the first N chunked (45-100-token) rows of the training split, which it has seen once an
 epoch, beside the held-out chunked rows (memorization shows as the gap between the two).
 Rows of more than 30 tokens run one at a time, so that each is chunked by its own length.
+
+``convert --code DIR CHECKPOINT OUT`` writes one of their checkpoints as ours (a
+``rir_core.checkpoint`` folder), so that every report of ours (``tests/sdepth_report.py``,
+``python -m rir_core.evaluate``, the app) runs on their run's weights. Their parameters map
+one to one onto ours (the embedding and output rows re-indexed by token and label, the S4D
+``A_imag`` negated: theirs is ``A = -exp(A_real) - i A_imag``); with ``--check N`` (default
+64) it runs both models on the first N unchunked dev rows and fails if any logit differs by
+more than 1e-3 (measured on their epoch-8 checkpoint: 3.2e-6).
 """
 
 from __future__ import annotations
@@ -201,6 +210,141 @@ def chunked_train_rows(path: Path, n: int, skip: int = 1000) -> list[tuple[str, 
     return rows[:n]
 
 
+#: Their parameter names (HEBT_GRC classifier) -> ours (rir_ebt_grc); the embedding and the
+#: output layer are re-indexed by token and label, the S4D tensors lose their leading 1.
+THEIR_NAMES = {
+    "encoder.RNN.S4DBlock.layer.D": "s4d.kernel.d",
+    "encoder.RNN.S4DBlock.layer.kernel.C": "s4d.kernel.c",
+    "encoder.RNN.S4DBlock.layer.kernel.B": "s4d.kernel.b",
+    "encoder.RNN.S4DBlock.layer.kernel.inv_dt": "s4d.kernel.log_dt",  # dt = exp(inv_dt)
+    "encoder.RNN.S4DBlock.layer.kernel.A_real": "s4d.kernel.log_a_real",  # -exp(A_real)
+    "encoder.RNN.S4DBlock.layer.kernel.A_imag": "s4d.kernel.a_imag",  # negated: A = .. - i A_imag
+    "encoder.RNN.GLU.0.weight": "s4d.out.weight",
+    "encoder.RNN.GLU.0.bias": "s4d.out.bias",
+    "encoder.initial_transform.weight": "leaf.0.weight",
+    "encoder.initial_transform.bias": "leaf.0.bias",
+    "encoder.NT.weight": "leaf.1.weight",
+    "encoder.NT.bias": "leaf.1.bias",
+    "encoder.treecell_layer.wcell1.weight": "encoder.inner.cell.w1.weight",
+    "encoder.treecell_layer.wcell1.bias": "encoder.inner.cell.w1.bias",
+    "encoder.treecell_layer.wcell2.weight": "encoder.inner.cell.w2.weight",
+    "encoder.treecell_layer.wcell2.bias": "encoder.inner.cell.w2.bias",
+    "encoder.treecell_layer.NT.weight": "encoder.inner.cell.norm.weight",
+    "encoder.treecell_layer.NT.bias": "encoder.inner.cell.norm.bias",
+    "encoder.decision_module.0.weight": "encoder.inner.child_scorer.proj.weight",
+    "encoder.decision_module.0.bias": "encoder.inner.child_scorer.proj.bias",
+    "encoder.decision_module.2.weight": "encoder.inner.child_scorer.out.weight",
+    "encoder.decision_module.2.bias": "encoder.inner.child_scorer.out.bias",
+    "prediction_linear1.weight": "head.1.weight",
+    "prediction_linear1.bias": "head.1.bias",
+}
+
+
+def to_our_state(their: dict, vocab2idx: dict[str, int], labels2idx: dict[str, int]) -> dict:
+    """Their HEBT_GRC classifier's state dict as our ``rir_ebt_grc`` model's (paper config).
+
+    The embedding rows are taken in our token order (their ``<PAD>`` row for our padding; their
+    ``<UNK>`` and ``<SEP>`` rows are dropped), the output rows in our label order (digit d at
+    row d). Raises :class:`HarnessError` naming what is missing or left over.
+    """
+    from rir_core.vocab import PAD_ID, TOKENS
+
+    expected = {*THEIR_NAMES, "word_embedding.weight", "prediction_linear2.weight"}
+    expected.add("prediction_linear2.bias")
+    missing = sorted(expected - set(their))
+    extra = sorted(set(their) - expected)
+    if missing or extra:
+        raise HarnessError(
+            "not a checkpoint of their HEBT_GRC classifier: "
+            + "; ".join(
+                f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                for what, names in (("missing", missing), ("unexpected", extra))
+                if names
+            )
+        )
+    ours = {
+        new: their[old].reshape(-1) if new == "s4d.kernel.d" else their[old]
+        for old, new in THEIR_NAMES.items()
+    }
+    for name in ("s4d.kernel.c", "s4d.kernel.b"):
+        ours[name] = ours[name].squeeze(0)
+    ours["s4d.kernel.log_dt"] = ours["s4d.kernel.log_dt"].reshape(-1)
+    ours["s4d.kernel.a_imag"] = -ours["s4d.kernel.a_imag"]
+    rows = [vocab2idx["<PAD>" if i == PAD_ID else t] for i, t in enumerate(TOKENS)]
+    ours["embedding.weight"] = their["word_embedding.weight"][rows]
+    order = [labels2idx[str(d)] for d in range(len(labels2idx))]
+    ours["head.4.weight"] = their["prediction_linear2.weight"][order]
+    ours["head.4.bias"] = their["prediction_linear2.bias"][order]
+    return {k: v.detach().clone().contiguous() for k, v in ours.items()}
+
+
+def convert(code: Path, checkpoint: Path, out: Path) -> Path:
+    """Write one of their checkpoints as ours (``rir_core.checkpoint`` format) at ``out``."""
+    import torch
+
+    from rir_core.checkpoint import save_checkpoint
+    from rir_core.config import ModelConfig
+    from rir_core.model import build_model
+
+    meta_path = code / "processed_data/listopsc/metadata.pkl"
+    if not meta_path.is_file():
+        raise HarnessError(
+            f"{code} has no processed data: run their preprocess/process_listopsc.py first"
+        )
+    if not checkpoint.is_file():
+        raise HarnessError(f"no checkpoint at {checkpoint}")
+    with open(meta_path, "rb") as f:
+        meta = pickle.load(f)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        their = state["model_state_dict"]
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets one sentence
+        raise HarnessError(f"{checkpoint} is not one of their checkpoints ({err})") from None
+    model = build_model(ModelConfig())
+    model.load_state_dict(to_our_state(their, meta["vocab2idx"], meta["labels2idx"]))
+    epochs = state.get("past_epochs")
+    return save_checkpoint(
+        out,
+        model,
+        metadata={
+            "notes": f"the authors' code (JRC1995/BeamRecursionFamily) trained on our data, "
+            f"{epochs} epochs; converted from {checkpoint.name} by tests/authors_code.py",
+            "source": "authors_code",
+            "epochs": epochs,
+        },
+    )
+
+
+def max_logit_gap(code: Path, checkpoint: Path, ours_path: Path, n: int) -> float:
+    """The largest |difference| between their logits and our converted model's, over the first
+    ``n`` unchunked (under 45 tokens) dev rows, each run alone, in our label order.
+
+    Unchunked rows only: their eval samples the beam alignment between chunks from its own
+    random stream, ours from per-example seeds, so chunked rows need not agree draw for draw.
+    """
+    import torch
+
+    from rir_core.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(ours_path)
+    ours = loaded[0] if isinstance(loaded, tuple) else loaded
+    model, vocab, idx2label, _ = load_their_model(code, checkpoint)
+    rows = read_rows(code / "data/listops/train_d20s.tsv", 1000)
+    rows = [tok for _, tok in rows if length_group(len(tok), 30, 100) == "unchunked"][:n]
+    digit_of = torch.tensor([int(idx2label[i]) for i in range(len(idx2label))])
+    gap = 0.0
+    with torch.no_grad():
+        for tok in rows:
+            seq = torch.tensor([[vocab[t] for t in tok]])
+            theirs = model({"sequences_vec": seq, "input_masks": torch.ones(1, len(tok))})
+            reordered = torch.empty_like(theirs["logits"])
+            reordered[:, digit_of] = theirs["logits"]
+            ids, mask, lengths = ours.encode_tokens([tok])
+            mine = ours(ids, mask, lengths=lengths)
+            gap = max(gap, (mine - reordered).abs().max().item())
+    return gap
+
+
 def load_their_model(code: Path, checkpoint: Path):
     """Their HEBT_GRC classifier, built as their train.py builds it, weights loaded, eval mode."""
     import torch
@@ -291,8 +435,8 @@ def grouped(results: list[tuple[int, bool]]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="commands: prepare --code DIR | eval --code DIR CHECKPOINT [--probe N] "
-        "[--length-rows N] "
+        epilog="commands: prepare --code DIR | convert --code DIR CHECKPOINT OUT [--check N] | "
+        "eval --code DIR CHECKPOINT [--probe N] [--length-rows N] [--train-rows N] "
         "(each with its own --help)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,6 +445,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--code", type=Path, required=True, help="their checkout (outside this repository)"
+    )
+    c = sub.add_parser(
+        "convert",
+        help="write one of their checkpoints in our format (for our evaluate, reports, app)",
+    )
+    c.add_argument("--code", type=Path, required=True)
+    c.add_argument("checkpoint", type=Path)
+    c.add_argument("out", type=Path, help="our checkpoint folder to write")
+    c.add_argument(
+        "--check",
+        type=int,
+        default=64,
+        help="compare logits with their model on this many unchunked dev rows (default 64; "
+        "0: skip); fails above 1e-3",
     )
     e = sub.add_parser("eval", help="accuracy of one of their checkpoints by our length groups")
     e.add_argument("--code", type=Path, required=True)
@@ -327,6 +485,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = write_data(args.code / "data/listops", train, dev_rows(train))
             changed = patch_checkout(args.code)
             print(json.dumps({"files": counts, "edited": changed}))
+            return 0
+        if args.command == "convert":
+            out = convert(args.code, args.checkpoint, args.out)
+            result = {"checkpoint": str(out)}
+            if args.check:
+                gap = max_logit_gap(args.code, args.checkpoint, out, args.check)
+                result["max_logit_gap"] = gap
+                if not gap <= 1e-3:
+                    raise HarnessError(
+                        f"the converted model's logits differ from theirs by {gap:.3g} "
+                        f"(more than 1e-3) on unchunked dev rows: the mapping is wrong"
+                    )
+            print(json.dumps(result))
             return 0
         model, vocab, idx2label, epochs = load_their_model(args.code, args.checkpoint)
         dev = read_rows(args.code / "data/listops/train_d20s.tsv", 1000)

@@ -124,6 +124,78 @@ def test_chunked_train_rows_skip_the_dev_head_and_keep_45_to_100_tokens(tmp_path
     assert ac.chunked_train_rows(tmp_path / "train_d20s.tsv", 2, skip=5) == want[:2]
 
 
+def their_state_from(ours: dict, vocab2idx: dict, labels2idx: dict) -> dict:
+    """Our state dict written in their layout: the inverse of ``to_our_state``, built here from
+    what their checkpoint holds (S4D tensors with a leading 1, ``A_imag`` the negated
+    imaginary part, 18 embedding rows in their token order, output rows in their label order).
+    """
+    import torch
+
+    from rir_core.vocab import PAD_ID, TOKENS
+
+    their = {old: ours[new].clone() for old, new in ac.THEIR_NAMES.items()}
+    prefix = "encoder.RNN.S4DBlock.layer."
+    their[prefix + "D"] = ours["s4d.kernel.d"][None].clone()
+    for name in ("C", "B"):
+        their[prefix + "kernel." + name] = ours[f"s4d.kernel.{name.lower()}"][None].clone()
+    their[prefix + "kernel.inv_dt"] = ours["s4d.kernel.log_dt"][:, None].clone()
+    their[prefix + "kernel.A_imag"] = -ours["s4d.kernel.a_imag"]
+    emb = torch.randn(len(vocab2idx), ours["embedding.weight"].shape[1])
+    for i, t in enumerate(TOKENS):
+        emb[vocab2idx["<PAD>" if i == PAD_ID else t]] = ours["embedding.weight"][i]
+    their["word_embedding.weight"] = emb
+    w, b = torch.empty_like(ours["head.4.weight"]), torch.empty_like(ours["head.4.bias"])
+    for label, row in labels2idx.items():
+        w[row], b[row] = ours["head.4.weight"][int(label)], ours["head.4.bias"][int(label)]
+    their["prediction_linear2.weight"], their["prediction_linear2.bias"] = w, b
+    return their
+
+
+def test_their_state_maps_onto_ours_by_token_and_label():
+    import random
+
+    import torch
+
+    from rir_core.model import build_model
+
+    torch.manual_seed(3)
+    ours = build_model().state_dict()
+    tokens = ["[MAX", "[MED", "[MIN", "[SM", "]", *"0123456789", "<UNK>", "<PAD>", "<SEP>"]
+    random.Random(4).shuffle(tokens)
+    labels = list("0123456789")
+    random.Random(5).shuffle(labels)
+    vocab2idx = {t: i for i, t in enumerate(tokens)}
+    labels2idx = {label: i for i, label in enumerate(labels)}
+    mapped = ac.to_our_state(their_state_from(ours, vocab2idx, labels2idx), vocab2idx, labels2idx)
+    assert set(mapped) == set(ours)
+    for name, tensor in ours.items():
+        assert mapped[name].shape == tensor.shape, name
+        assert torch.equal(mapped[name], tensor), name
+    build_model().load_state_dict(mapped)  # strict: every parameter, nothing else
+
+
+def test_a_foreign_state_dict_is_named_not_mapped():
+    import torch
+
+    their = {name: torch.zeros(1) for name in ac.THEIR_NAMES}
+    their["encoder.extra.weight"] = torch.zeros(1)
+    with pytest.raises(ac.HarnessError) as err:
+        ac.to_our_state(their, {}, {})
+    msg = str(err.value)
+    assert (
+        "missing prediction_linear2.bias, prediction_linear2.weight, word_embedding.weight" in msg
+    )
+    assert msg.endswith("unexpected encoder.extra.weight") and "\n" not in msg
+
+
+def test_convert_without_processed_data_says_what_to_do(tmp_path, capsys):
+    args = ["convert", "--code", str(tmp_path), str(tmp_path / "x.pt"), str(tmp_path / "out")]
+    assert ac.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "process_listopsc.py" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_groups_are_the_trainers(tmp_path):
     results = [(30, True), (44, False), (45, True), (100, True), (101, False), (950, True)]
     groups = ac.grouped(results)
