@@ -53,7 +53,7 @@ Rows of more than 30 tokens run one at a time, so that each is chunked by its ow
 
 ``convert --code DIR CHECKPOINT OUT`` writes one of their checkpoints as ours (a
 ``rir_core.checkpoint`` folder), so that every report of ours (``tests/sdepth_report.py``,
-``python -m rir_core.evaluate``, the app) runs on their run's weights. Their parameters map
+``python -m rir_core.evaluate``) runs on their run's weights. Their parameters map
 one to one onto ours (the embedding and output rows re-indexed by token and label, the S4D
 ``A_imag`` negated: theirs is ``A = -exp(A_real) - i A_imag``); with ``--check N`` (default
 64) it runs both models on the first N unchunked dev rows and fails if any logit differs by
