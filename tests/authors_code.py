@@ -194,20 +194,17 @@ def patch_checkout(code: Path) -> list[str]:
     return changed
 
 
-def read_rows(path: Path, n: int) -> list[tuple[str, list[str]]]:
-    """The first ``n`` rows of a data file as (label, tokens), as :func:`score` takes them."""
+def read_rows(path: Path, n: int | None) -> list[tuple[str, list[str]]]:
+    """The first ``n`` rows (None: all) of a data file as (label, tokens), as :func:`score`
+    takes them."""
     return [(str(ex.label), list(ex.tokens)) for ex in read_tsv(path)[:n]]
 
 
 def chunked_train_rows(path: Path, n: int, skip: int = 1000) -> list[tuple[str, list[str]]]:
     """The first ``n`` training rows that are chunked at W 30 (45-100 tokens), as :func:`score`
     takes them: the rows after the ``skip`` dev rows at the head of ``train_d20s.tsv``."""
-    rows = [
-        (str(ex.label), list(ex.tokens))
-        for ex in read_tsv(path)[skip:]
-        if length_group(len(ex.tokens), 30, 100) == "chunked"
-    ]
-    return rows[:n]
+    rows = read_rows(path, None)[skip:]
+    return [r for r in rows if length_group(len(r[1]), 30, 100) == "chunked"][:n]
 
 
 #: Their parameter names (HEBT_GRC classifier) -> ours (rir_ebt_grc); the embedding and the
@@ -328,8 +325,7 @@ def max_logit_gap(code: Path, checkpoint: Path, ours_path: Path, n: int) -> floa
 
     from rir_core.checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(ours_path)
-    ours = loaded[0] if isinstance(loaded, tuple) else loaded
+    ours, _ = load_checkpoint(ours_path)
     model, vocab, idx2label, _ = load_their_model(code, checkpoint)
     rows = read_rows(code / "data/listops/train_d20s.tsv", 1000)
     rows = [tok for _, tok in rows if length_group(len(tok), 30, 100) == "unchunked"][:n]
@@ -505,20 +501,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev = read_rows(args.code / "data/listops/train_d20s.tsv", 1000)
         probe = read_rows(args.code / "data/listops/test_200_300.tsv", args.probe)
         result = {"checkpoint": str(args.checkpoint), "epochs": epochs}
+
+        def accuracy(rows) -> dict:
+            return share([ok for _, ok in score(model, vocab, idx2label, rows)])
+
         dev_results = score(model, vocab, idx2label, dev)
         result["dev"] = share([ok for _, ok in dev_results])["accuracy"]
         result["dev_groups"] = grouped(dev_results)
-        probe_results = score(model, vocab, idx2label, probe)
-        result["probe"] = {"split": "len_200_300", **share([ok for _, ok in probe_results])}
+        result["probe"] = {"split": "len_200_300", **accuracy(probe)}
         if args.length_rows:
-            result["lengths"] = {}
-            for key, split in LENGTH_FILES.items():
-                rows = read_rows(args.code / f"data/listops/test_{key}.tsv", args.length_rows)
-                res = score(model, vocab, idx2label, rows)
-                result["lengths"][split] = share([ok for _, ok in res])
+            result["lengths"] = {
+                split: accuracy(
+                    read_rows(args.code / f"data/listops/test_{key}.tsv", args.length_rows)
+                )
+                for key, split in LENGTH_FILES.items()
+            }
         if args.train_rows:
             rows = chunked_train_rows(args.code / "data/listops/train_d20s.tsv", args.train_rows)
-            result["train_chunked"] = share([ok for _, ok in score(model, vocab, idx2label, rows)])
+            result["train_chunked"] = accuracy(rows)
         print(json.dumps(result))
         return 0
     except (HarnessError, FileNotFoundError) as err:
