@@ -32,6 +32,18 @@ class DataFormatError(ValueError):
     """A data file that cannot be read; the message names the file and the line."""
 
 
+def cli_error(prog: str, err: BaseException) -> str:
+    """The one line a command-line tool prints for ``err``: ``PROG: error: SENTENCE.``
+
+    An ``OSError`` names its file and the system's reason; any other error is its own message,
+    which in this package is already one sentence naming what is wrong and where.
+    """
+    if isinstance(err, OSError) and err.strerror:
+        where = f" {err.filename}" if err.filename else ""
+        return f"{prog}: error: cannot read or write{where}: {err.strerror}."
+    return f"{prog}: error: {str(err).rstrip('.')}."
+
+
 @dataclass(frozen=True)
 class Example:
     """One labelled expression.

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from rir_core.data import DataFormatError, Example, encode_examples, read_tsv
+from rir_core.data import DataFormatError, Example, cli_error, encode_examples, read_tsv
 
 DEFAULT_BUCKET_WIDTH = 100  # tokens per length bucket in the per-split report
 
@@ -337,14 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rir_core.data import atomic_write_text
 
             atomic_write_text(args.json, [json.dumps(out, indent=2)])
-    except (_UsageError, CheckpointError, DataFormatError) as err:
-        print(f"{parser.prog}: error: {str(err).rstrip('.')}.", file=sys.stderr)
-        return 2
-    except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        print(
-            f"{parser.prog}: error: cannot read or write{where}: {err.strerror}.", file=sys.stderr
-        )
+    except (_UsageError, CheckpointError, DataFormatError, OSError) as err:
+        print(cli_error(parser.prog, err), file=sys.stderr)
         return 2
     return 0
 

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rir_core.data import cli_error
+
 
 def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Step and eval events of a run log (later lines win after a resume).
@@ -30,13 +32,20 @@ def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash
-            if not isinstance(event, dict):
+            if not isinstance(event, dict) or not _numbers(event, "step"):
                 continue
             if event.get("event") == "step":
                 steps[int(event["step"])] = event
             elif event.get("event") == "eval":
                 evals[int(event["step"])] = event
     return [steps[k] for k in sorted(steps)], [evals[k] for k in sorted(evals)]
+
+
+def _numbers(event: dict[str, Any], *keys: str) -> bool:
+    """Whether every key of ``event`` holds a number (a log line from another tool may not)."""
+    return all(
+        isinstance(event.get(k), (int, float)) and not isinstance(event.get(k), bool) for k in keys
+    )
 
 
 def _smooth(values: list[float], window: int) -> list[float]:
@@ -55,9 +64,14 @@ def training_curve(run: Path, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, evals = read_log(run / "log.jsonl")
+    log = run / "log.jsonl"
+    if not log.is_file():
+        raise ValueError(f"{run} is not a training run: it has no log.jsonl.")
+    steps, evals = read_log(log)
+    steps = [s for s in steps if _numbers(s, "loss", "accuracy")]
+    evals = [e for e in evals if _numbers(e, "dev_accuracy")]
     if not steps:
-        raise ValueError(f"{run / 'log.jsonl'} has no training steps.")
+        raise ValueError(f"{log} has no training steps.")
     x = [s["step"] for s in steps]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(x, _smooth([s["loss"] for s in steps], 50), color="#1f77b4")
@@ -91,26 +105,52 @@ def training_curve(run: Path, out: Path) -> Path:
     return path
 
 
+def _length_curves(eval_json: Path) -> dict[str, list[tuple[float, float]]]:
+    """Per split, (bucket centre, accuracy) for the buckets of at least 10 rows, by length.
+
+    Raises ``ValueError`` (one sentence naming the file) when the file is not the JSON that
+    ``python -m rir_core.evaluate --splits ... --json`` writes.
+    """
+    try:
+        data = json.loads(eval_json.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{eval_json} is not JSON (line {err.lineno}, column {err.colno}: {err.msg})."
+        ) from None
+    splits = data.get("splits") if isinstance(data, dict) else None
+    if not splits or not isinstance(splits, dict):
+        raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for name, res in splits.items():
+        pts = []
+        buckets = res.get("buckets") if isinstance(res, dict) else None
+        if not isinstance(buckets, dict):
+            raise ValueError(f"{eval_json}: split {name!r} has no per-length 'buckets'.")
+        for bucket, b in buckets.items():
+            try:
+                lo, hi = (int(v) for v in str(bucket).split("-"))
+                n, accuracy = int(b["n"]), float(b["accuracy"])
+            except (ValueError, TypeError, KeyError):
+                raise ValueError(
+                    f"{eval_json}: split {name!r}, bucket {bucket!r} is not a length range "
+                    "with 'n' and 'accuracy'."
+                ) from None
+            if n >= 10:
+                pts.append(((lo + hi) / 2, accuracy))
+        curves[str(name)] = sorted(pts)
+    return curves
+
+
 def accuracy_vs_length(eval_json: Path, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = json.loads(eval_json.read_text())
-    splits = data.get("splits")
-    if not splits:
-        raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")
+    curves = _length_curves(eval_json)
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, res in splits.items():
-        buckets = res.get("buckets", {})
-        pts = []
-        for bucket, b in buckets.items():
-            lo, hi = (int(v) for v in bucket.split("-"))
-            if b["n"] >= 10:
-                pts.append(((lo + hi) / 2, b["accuracy"]))
+    for name, pts in curves.items():
         if pts:
-            pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name, markersize=4)
     ax.axvline(100, color="grey", linestyle=":", label="longest training length")
     ax.set_xlabel("expression length (tokens; bucket centre)")
@@ -132,13 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        if args.eval:
+            _length_curves(Path(args.eval))  # a bad file is named before anything is written
+        out.mkdir(parents=True, exist_ok=True)
         print(training_curve(Path(args.run), out))
         if args.eval:
             print(accuracy_vs_length(Path(args.eval), out))
-    except (OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError) as err:
+        print(cli_error(parser.prog, err), file=sys.stderr)
         return 2
     return 0
 

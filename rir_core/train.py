@@ -49,7 +49,7 @@ from rir_core.checkpoint import (
     load_resume_state,
 )
 from rir_core.config import ConfigError
-from rir_core.data import DataFormatError, Example
+from rir_core.data import DataFormatError, Example, cli_error
 from rir_core.model import build_model
 from rir_core.presets import PRESETS, DataRecipe, Preset, get_preset
 from rir_core.trainer import (
@@ -822,14 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             notes=args.notes,
         )
-    except SETUP_ERRORS as err:
-        print(f"{parser.prog}: error: {str(err).rstrip('.')}.", file=sys.stderr)
-        return 2
-    except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        print(
-            f"{parser.prog}: error: cannot read or write{where}: {err.strerror}.", file=sys.stderr
-        )
+    except (*SETUP_ERRORS, OSError) as err:
+        print(cli_error(parser.prog, err), file=sys.stderr)
         return 2
     main_rank = run.env.rank == 0
     try:
