@@ -42,7 +42,8 @@ its short mode), `python tests/measure_speed.py` (a timing in Chromium for a min
 `python tests/measure_steps.py` (a timing, about a minute of CPU), `python
 tests/measure_page_loads.py` (every page's first load in Chromium, minutes), `python
 tests/probe_chunk_roots.py` (a measurement, a minute or two of CPU), `python
-tests/aux_chunk_loss.py` and `python tests/aux_s4d_context.py` (experiments, tens of minutes),
+tests/aux_chunk_loss.py`, `python tests/aux_s4d_context.py` and `python
+tests/whole_distill.py` (experiments, tens of minutes),
 `python tests/measure_classroom.py`
 (a preset's whole training run, minutes), `python tests/cut_report.py`, `python
 tests/root_report.py`, `python tests/probe_cut_values.py` (measurements, minutes), `python
@@ -130,6 +131,8 @@ CHECKED_COMMANDS = {
     "tests/probe_chunk_roots.py": "a measurement: a minute or two of CPU (1,200 expressions, "
     "probes trained on their chunk roots)",
     "tests/aux_chunk_loss.py": "an experiment: hundreds of training steps, tens of minutes",
+    "tests/whole_distill.py": "an experiment: hundreds of training steps, tens of minutes; "
+    "tests/test_whole_distill.py checks its targets and a two-step run",
     "tests/aux_s4d_context.py": "an experiment: thousands of training steps, tens of minutes; "
     "tests/test_aux_s4d_context.py checks its targets and a two-step run",
     "tests/cut_report.py": "a measurement: minutes of CPU (4,000 two-chunk inputs, chunked and "
