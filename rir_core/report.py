@@ -26,7 +26,7 @@ def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """
     steps: dict[int, dict[str, Any]] = {}
     evals: dict[int, dict[str, Any]] = {}
-    with open(path) as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a damaged line is skipped
         for line in f:
             try:
                 event = json.loads(line)
@@ -112,11 +112,13 @@ def _length_curves(eval_json: Path) -> dict[str, list[tuple[float, float]]]:
     ``python -m rir_core.evaluate --splits ... --json`` writes.
     """
     try:
-        data = json.loads(eval_json.read_text())
+        data = json.loads(eval_json.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(
             f"{eval_json} is not JSON (line {err.lineno}, column {err.colno}: {err.msg})."
         ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{eval_json} is not JSON (not UTF-8 text).") from None
     splits = data.get("splits") if isinstance(data, dict) else None
     if not splits or not isinstance(splits, dict):
         raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")

@@ -72,7 +72,10 @@ def test_foreign_and_cut_log_lines_are_skipped(tmp_path):
             '{"event": "step", "st',  # cut by a crash
         ],
     )
+    with open(run / "log.jsonl", "ab") as f:
+        f.write(b'{"event": "step", "step": 1000000, "loss": \xff\xfe}\n')  # damaged bytes
     steps, evals = report.read_log(run / "log.jsonl")
+    assert 1000000 not in {s["step"] for s in steps}
     assert all(isinstance(s["step"], int) for s in steps)
     result = _cli("--run", str(run), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
@@ -83,6 +86,7 @@ def test_foreign_and_cut_log_lines_are_skipped(tmp_path):
     "content, expected",
     [
         ("garbage", "is not JSON (line 1, column 1"),
+        (b"\xff\xfe{", "is not JSON (not UTF-8 text)"),
         ("[1, 2]", "has no 'splits'"),
         ('{"splits": {"dev": {"accuracy": 0.9}}}', "split 'dev' has no per-length 'buckets'"),
         (
@@ -99,7 +103,10 @@ def test_a_bad_evaluation_file_gets_one_sentence_and_nothing_is_written(
     tmp_path, content, expected
 ):
     bad = tmp_path / "eval.json"
-    bad.write_text(content)
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
     out = tmp_path / "out"
     result = _cli("--run", str(RUN), "--eval", str(bad), "--out", str(out))
     assert result.returncode == 2
