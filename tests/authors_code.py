@@ -20,7 +20,7 @@ jsonlines tqdm fvcore safetensors``: the last for ``eval``, which imports ``rir_
 ``train.py --load_checkpoint`` resumes from the per-epoch checkpoint
 ``experiments/checkpoints/listopsc_HEBT_GRC_classifier.pt`` (with
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``: their ``torch.load`` predates PyTorch's weights-only
-default, and the checkpoint holds their random states). The run of sessions 15-17 is committed as
+default, and the checkpoint holds their random states). The run of sessions 15-18 is committed as
 ``pretrained/authors_code_run/``: its resume checkpoint (``resume.pt``, their format, the list of
 last epoch's training predictions emptied), their log and our evaluations (``evals.jsonl``).
 To continue it, prepare a checkout, run their preprocessing, copy ``resume.pt`` to that path and
