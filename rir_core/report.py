@@ -119,6 +119,8 @@ def _length_curves(eval_json: Path) -> dict[str, list[tuple[float, float]]]:
         ) from None
     except UnicodeDecodeError:
         raise ValueError(f"{eval_json} is not JSON (not UTF-8 text).") from None
+    except RecursionError:
+        raise ValueError(f"{eval_json} is nested too deeply to be read.") from None
     splits = data.get("splits") if isinstance(data, dict) else None
     if not splits or not isinstance(splits, dict):
         raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")

@@ -87,6 +87,7 @@ def test_foreign_and_cut_log_lines_are_skipped(tmp_path):
     [
         ("garbage", "is not JSON (line 1, column 1"),
         (b"\xff\xfe{", "is not JSON (not UTF-8 text)"),
+        ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be read"),
         ("[1, 2]", "has no 'splits'"),
         ('{"splits": {"dev": {"accuracy": 0.9}}}', "split 'dev' has no per-length 'buckets'"),
         (
@@ -98,6 +99,7 @@ def test_foreign_and_cut_log_lines_are_skipped(tmp_path):
             "split 'dev', bucket '0-100' is not a length range with 'n' and 'accuracy'",
         ),
     ],
+    ids=["not-json", "not-utf8", "too-deep", "no-splits", "no-buckets", "bad-range", "no-n"],
 )
 def test_a_bad_evaluation_file_gets_one_sentence_and_nothing_is_written(
     tmp_path, content, expected
