@@ -145,13 +145,15 @@ def _length_curves(eval_json: Path) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
-def accuracy_vs_length(eval_json: Path, out: Path) -> Path:
+def accuracy_vs_length(eval_json: Path, out: Path, curves=None) -> Path:
+    """The figure for ``eval_json``; ``curves``: its :func:`_length_curves`, when already read."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = _length_curves(eval_json)
+    if curves is None:
+        curves = _length_curves(eval_json)
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, pts in curves.items():
         if pts:
@@ -178,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:
         if args.eval:
-            _length_curves(Path(args.eval))  # a bad file is named before anything is written
+            curves = _length_curves(Path(args.eval))  # a bad file is named before any writing
         out.mkdir(parents=True, exist_ok=True)
         print(training_curve(Path(args.run), out))
         if args.eval:
-            print(accuracy_vs_length(Path(args.eval), out))
+            print(accuracy_vs_length(Path(args.eval), out, curves))
     except (OSError, ValueError) as err:
         print(cli_error(parser.prog, err), file=sys.stderr)
         return 2
