@@ -45,6 +45,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from rir_core.config import ConfigError, ModelConfig, short_repr
+from rir_core.data import JSONFileError, read_json
 from rir_core.vocab import TOKENS
 
 try:
@@ -432,35 +433,15 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _read_json(path: Path, what: str, strict: bool = True) -> Any:
-    """The JSON in ``path``; anything else is a :class:`CheckpointError`.
-
-    Hostile files fail here with one sentence, never with Python's own exceptions: a number
-    with thousands of digits (``int`` refuses it with a plain ValueError), arrays nested
-    100,000 deep (the decoder raises RecursionError) and, with ``strict`` (what
-    :func:`_write_json` writes by default), ``NaN`` / ``Infinity``, which are not JSON.
-    """
+    """The JSON in ``path``; anything else is a :class:`CheckpointError` (one sentence, from
+    :func:`rir_core.data.read_json`, which turns hostile files into sentences)."""
     if not path.is_file():
         raise CheckpointError(f"{what} {path} is missing.")
-    hooks: dict[str, Any] = {"parse_constant": _no_constant} if strict else {}
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle, **hooks)
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{what} {path} is not a text file.") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(
-            f"{what} {path} is not valid JSON (line {err.lineno}: {err.msg})."
-        ) from None
-    except RecursionError:
-        raise CheckpointError(f"{what} {path} is nested too deeply to be read.") from None
-    except ValueError as err:
-        reason = str(err).split(":")[0].rstrip(".")
-        raise CheckpointError(f"{what} {path} is not valid JSON ({reason}).") from None
+        return read_json(path, what, strict=strict)
+    except JSONFileError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def _parse_sidecar(files: _Files) -> CheckpointInfo:

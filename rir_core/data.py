@@ -11,12 +11,14 @@ Three TSV layouts are read (``read_tsv`` tells them apart by itself):
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +32,48 @@ _LRA_HEADER = ("source", "target")
 
 class DataFormatError(ValueError):
     """A data file that cannot be read; the message names the file and the line."""
+
+
+class JSONFileError(ValueError):
+    """A JSON file that cannot be read; the message is one sentence naming the file."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json(path: str | os.PathLike[str], what: str, strict: bool = True) -> Any:
+    """The JSON value in ``path``; anything else is a :class:`JSONFileError` whose one sentence
+    starts with ``what`` (e.g. "config file") and names the file.
+
+    Hostile files fail here with a sentence, never with Python's own exceptions: damaged bytes,
+    a number with thousands of digits (``int`` refuses it with a plain ValueError), arrays
+    nested 100,000 deep (the decoder raises RecursionError) and, with ``strict``, ``NaN`` /
+    ``Infinity``, which are not JSON (``strict=False`` lets them through, for files that hold
+    ``-inf`` on purpose).
+    """
+    where = f"{what} {path}"
+    hooks: dict[str, Any] = {"parse_constant": _no_constant} if strict else {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle, **hooks)
+    except FileNotFoundError:
+        raise JSONFileError(f"{where} does not exist.") from None
+    except IsADirectoryError:
+        raise JSONFileError(f"{where} is a folder, not a file.") from None
+    except UnicodeDecodeError:
+        raise JSONFileError(f"{where} is not a text file (not UTF-8).") from None
+    except OSError as err:
+        raise JSONFileError(f"{where} cannot be read ({err.strerror or err}).") from None
+    except json.JSONDecodeError as err:
+        raise JSONFileError(
+            f"{where} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})."
+        ) from None
+    except RecursionError:
+        raise JSONFileError(f"{where} is nested too deeply to be read.") from None
+    except ValueError as err:
+        reason = str(err).split(":")[0].rstrip(".")
+        raise JSONFileError(f"{where} is not valid JSON ({reason}).") from None
 
 
 def cli_error(prog: str, err: BaseException) -> str:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rir_core.data import cli_error
+from rir_core.data import cli_error, read_json
 
 
 def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -111,16 +111,7 @@ def _length_curves(eval_json: Path) -> dict[str, list[tuple[float, float]]]:
     Raises ``ValueError`` (one sentence naming the file) when the file is not the JSON that
     ``python -m rir_core.evaluate --splits ... --json`` writes.
     """
-    try:
-        data = json.loads(eval_json.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{eval_json} is not JSON (line {err.lineno}, column {err.colno}: {err.msg})."
-        ) from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{eval_json} is not JSON (not UTF-8 text).") from None
-    except RecursionError:
-        raise ValueError(f"{eval_json} is nested too deeply to be read.") from None
+    data = read_json(eval_json, "evaluation file", strict=False)  # as evaluate writes it
     splits = data.get("splits") if isinstance(data, dict) else None
     if not splits or not isinstance(splits, dict):
         raise ValueError(f"{eval_json} has no 'splits' (write it with --splits standard).")

@@ -49,7 +49,7 @@ from rir_core.checkpoint import (
     load_resume_state,
 )
 from rir_core.config import ConfigError
-from rir_core.data import DataFormatError, Example, cli_error
+from rir_core.data import DataFormatError, Example, JSONFileError, cli_error, read_json
 from rir_core.model import build_model
 from rir_core.presets import PRESETS, DataRecipe, Preset, get_preset
 from rir_core.trainer import (
@@ -127,16 +127,9 @@ def _broadcast(value: Any, env: _Dist) -> Any:
 
 def _read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {path} cannot be read ({err}).") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(
-            f"config file {path} is not valid JSON (line {err.lineno}: {err.msg})."
-        ) from None
+        data = read_json(path, "config file")
+    except JSONFileError as err:
+        raise ConfigError(str(err)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object.")
     unknown = sorted(set(data) - {"preset", "model", "train", "data"})

@@ -12,10 +12,12 @@ import torch
 from rir_core.data import (
     DataFormatError,
     Example,
+    JSONFileError,
     bucket_batches,
     detect_layout,
     encode_batch,
     encode_examples,
+    read_json,
     read_tsv,
     write_tsv,
 )
@@ -203,3 +205,38 @@ def test_bucket_batches_rejects_bad_arguments() -> None:
         bucket_batches(LENGTHS, 0, random.Random(0))
     with pytest.raises(ValueError, match="rng"):
         bucket_batches(LENGTHS, 2)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{oops", "is not valid JSON (line 1, column 2"),
+        (b"\xff\xfe{", "is not a text file (not UTF-8)"),
+        ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be read"),
+        ("[NaN]", "is not valid JSON (NaN is not a JSON number)"),
+        ("1" * 5_000, "is not valid JSON (Exceeds the limit"),
+    ],
+)
+def test_read_json_turns_every_bad_file_into_one_sentence(tmp_path, content, expected) -> None:
+    path = tmp_path / "x.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(JSONFileError) as err:
+        read_json(path, "some file")
+    message = str(err.value)
+    assert message.startswith(f"some file {path} {expected}"), message
+    assert "\n" not in message
+
+
+def test_read_json_reads_json_and_lets_infinity_through_when_asked(tmp_path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"best": -Infinity, "steps": [1, 2]}')
+    assert read_json(path, "state", strict=False) == {"best": float("-inf"), "steps": [1, 2]}
+    with pytest.raises(JSONFileError, match="Infinity is not a JSON number"):
+        read_json(path, "state")
+    with pytest.raises(JSONFileError, match="does not exist"):
+        read_json(tmp_path / "none.json", "state")
+    with pytest.raises(JSONFileError, match="is a folder, not a file"):
+        read_json(tmp_path, "state")

@@ -85,8 +85,8 @@ def test_foreign_and_cut_log_lines_are_skipped(tmp_path):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("garbage", "is not JSON (line 1, column 1"),
-        (b"\xff\xfe{", "is not JSON (not UTF-8 text)"),
+        ("garbage", "is not valid JSON (line 1, column 1"),
+        (b"\xff\xfe{", "is not a text file (not UTF-8)"),
         ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be read"),
         ("[1, 2]", "has no 'splits'"),
         ('{"splits": {"dev": {"accuracy": 0.9}}}', "split 'dev' has no per-length 'buckets'"),

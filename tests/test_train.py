@@ -303,6 +303,18 @@ def test_cli_errors(
     bad_cfg.write_text(json.dumps({"train": {"lr": -1}}))
     assert "lr must be" in _cli_error(["--config", str(bad_cfg)], capsys)
     assert "does not exist" in _cli_error(["--config", str(tmp_path / "none.json")], capsys)
+    for content, expected in [
+        ("[" * 100_000 + "]" * 100_000, "is nested too deeply to be read"),
+        (b"\xff\xfe{", "is not a text file"),
+        ('{"train": {"lr": NaN}}', "is not valid JSON (NaN is not a JSON number)"),
+        ("[1]", "must hold a JSON object"),
+    ]:
+        hostile = tmp_path / "hostile.json"
+        if isinstance(content, bytes):
+            hostile.write_bytes(content)
+        else:
+            hostile.write_text(content)
+        assert f"config file {hostile} {expected}" in _cli_error(["--config", str(hostile)], capsys)
     assert "beam_size must be" in _cli_error(["--beam-size", "0"], capsys)
     assert "needs a CUDA device" in _cli_error(
         ["--amp", "--device", "cpu", "--train-file", data_files["train_file"]], capsys
