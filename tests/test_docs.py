@@ -52,7 +52,8 @@ tests/grad_per_level.py` (seconds), `python
 tests/composition_depth.py` (a measurement over the standard splits, a minute or two), `python
 tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it), `python
 tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU), `python
-tests/sdepth_report.py` (a measurement, a minute or two of CPU), `python
+tests/sdepth_report.py` and `python tests/partial_tree_report.py` (measurements, a minute or
+two of CPU), `python
 tests/authors_training.py` (an experiment: a training run, hours),
 `python tests/authors_code.py` (prepares a checkout of the authors' code outside the repo and
 evaluates its checkpoints),
@@ -149,6 +150,8 @@ CHECKED_COMMANDS = {
     "minute or two); tests/test_cut_report.py checks which cuts it keeps",
     "tests/sdepth_report.py": "a measurement: a minute or two of CPU (2,000 inputs, chunked and "
     "whole); tests/test_sdepth_report.py checks its sensitivity depth",
+    "tests/partial_tree_report.py": "a measurement: a minute or two of CPU (1,000 traced "
+    "inputs); tests/test_partial_tree_report.py checks the spans it looks for",
     "tests/authors_training.py": "an experiment: a training run from scratch, hours; "
     "tests/test_authors_training.py checks each behaviour it switches on",
     "tests/authors_code.py": "prepares a checkout of the authors' code (outside the repo) and "

@@ -19,8 +19,9 @@ The root target asks the composed chunk roots to land where the complete-list me
 same expression: D numbers per input instead of one answer out of ten.
 Trains STEPS steps (batch 128, Ranger lr 5e-4 as in the earlier diagnostics, weight decay 1e-2
 unless ``--weight-decay`` says otherwise, clip 1, W 8 on every step; ``--train-rows N`` keeps
-the first N training rows, a fixed set seen many times, to watch memorization) and logs to OUT.jsonl every EVAL steps: held-out accuracy on DEV.tsv
-at W 8 (every input cut) and whole (W 30: one chunk for inputs under 45 tokens). Training rows
+the first N training rows, a fixed set seen many times, to watch memorization) and logs to
+OUT.jsonl every EVAL steps: held-out accuracy on DEV.tsv at W 8 (every input cut) and whole
+(W 30: one chunk for inputs under 45 tokens). Training rows
 that also occur in DEV.tsv are dropped. Not part of the package: the teacher is thrown away,
 the model's architecture is the paper's.
 """
