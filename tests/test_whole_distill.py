@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from whole_distill import distill_terms
 from whole_distill import main as distill_main
@@ -72,3 +73,20 @@ def test_a_short_run_logs_both_held_out_readings_and_drops_held_out_rows(tmp_pat
     for e in evals:
         assert 0.0 <= e["dev_w8"] <= 1.0 and 0.0 <= e["dev_whole"] <= 1.0
     assert events[0] == {"train_rows": 280, "dropped": 20}
+
+
+def test_a_fixed_set_and_the_weight_decay_are_taken_and_bad_values_refused(tmp_path) -> None:
+    rows = generate(Recipe(12, 40), 100, seed=6)
+    write_tsv(tmp_path / "train.tsv", rows)
+    write_tsv(tmp_path / "dev.tsv", rows[:10])
+    out = tmp_path / "log.jsonl"
+    files = [str(out), str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv")]
+    torch.set_num_threads(1)
+    args = ["1", *files, "--train-rows", "40", "--weight-decay", "0.5", "--eval-every", "5"]
+    assert distill_main(args) == 0
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first == {"train_rows": 40, "dropped": 10}
+    for bad in (["--train-rows", "0"], ["--weight-decay", "-1"]):
+        with pytest.raises(SystemExit) as err:
+            distill_main(["1", *files, *bad])
+        assert err.value.code == 2

@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.train_rows is not None and args.train_rows < 1:
+        p.error(f"--train-rows must be at least 1, not {args.train_rows}.")
+    if args.weight_decay < 0:
+        p.error(f"--weight-decay must not be negative, not {args.weight_decay}.")
 
     torch.manual_seed(args.seed)
     model, _ = load_checkpoint(args.start)
@@ -94,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     dropped = len(rows) - len(train)
     if args.train_rows is not None:
         train = train[: args.train_rows]
+    if not train:
+        p.error(f"{args.train}: no training rows under 45 tokens that are not held out.")
     opt = Ranger(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     rng = random.Random(args.seed + 1)
     order = sorted(range(len(train)), key=lambda i: (len(train[i].tokens), rng.random()))
