@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from composition_depth import cut_positions  # noqa: E402
+from composition_depth import cut_positions, list_spans  # noqa: E402
 
 from app.alignment_lab import wilson_interval  # noqa: E402
 
@@ -41,19 +41,14 @@ def cut_constituents(tokens: Sequence[str], cut: int) -> dict[str, list[Span]]:
     tokens: complete lists in the first and second chunk, and the open and pending parts of
     the lists the cut splits (the root list excluded: its parts are the chunks themselves)."""
     out: dict[str, list[Span]] = {k: [] for k in KINDS}
-    stack: list[int] = []
-    for i, tok in enumerate(tokens):
-        if tok.startswith("["):
-            stack.append(i)
-        elif tok == "]":
-            start = stack.pop()
-            if i < cut:
-                out["complete_first"].append((start, i + 1))
-            elif start >= cut:
-                out["complete_second"].append((start, i + 1))
-            elif start > 0:
-                out["open_first"].append((start, cut))
-                out["pending_second"].append((cut, i + 1))
+    for start, end, _ in list_spans(tokens):  # end: the index of the list's "]"
+        if end < cut:
+            out["complete_first"].append((start, end + 1))
+        elif start >= cut:
+            out["complete_second"].append((start, end + 1))
+        elif start > 0:
+            out["open_first"].append((start, cut))
+            out["pending_second"].append((cut, end + 1))
     return out
 
 
