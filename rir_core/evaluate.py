@@ -9,6 +9,9 @@ Command line::
     python -m rir_core.evaluate --checkpoint PATH --data FILE.tsv [FILE.tsv ...] [--json OUT]
     python -m rir_core.evaluate --checkpoint PATH --splits standard [--limit N] [--json OUT]
 
+Each file and each split gets its accuracy and count, then one line per length bucket
+(``--bucket-width`` tokens); ``--limit N`` keeps the first N rows of each.
+
 Evaluation runs the model in eval mode with one seed for every example. The model's random draws
 (beam alignment) are a function of each example's seed and position only, so the result does not
 depend on the batch size or on which examples share a batch: a seed fixes the accuracy.
@@ -162,7 +165,9 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="NAMES",
         help="'standard' (every split of the suite but train) or comma-separated split names",
     )
-    p.add_argument("--limit", type=int, help="take only the first N examples of each split")
+    p.add_argument(
+        "--limit", type=int, help="take only the first N examples of each split and data file"
+    )
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the model's draws (default 0)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
@@ -255,18 +260,20 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         for path in args.data:
             if not os.path.isfile(path):
                 raise _UsageError(f"data file {path} does not exist")
-            examples = read_tsv(path)
+            examples = read_tsv(path)[: args.limit]  # None keeps every row
             res = evaluate_examples(
                 model,
                 examples,
                 args.seed,
                 args.batch_size,
+                bucket_width=args.bucket_width,
                 progress=show,
                 desc=Path(path).name,
                 **settings,
             )
-            files[path] = {"accuracy": res["accuracy"], "n": res["n"]}
+            files[path] = {"accuracy": res["accuracy"], "n": res["n"], "buckets": res["buckets"]}
             print(f"{path}\taccuracy {res['accuracy']:.4f}\tn {res['n']}", flush=True)
+            _print_buckets(res)
         out["files"] = files
     if splits:
         from rir_core.generate import load_split
@@ -286,14 +293,17 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             )
             results[name] = res
             print(f"{name}\taccuracy {res['accuracy']:.4f}\tn {res['n']}", flush=True)
-            for bucket, b in res["buckets"].items():
-                print(
-                    f"  {bucket:>11} tokens\taccuracy {b['accuracy']:.4f}\tn {b['n']}", flush=True
-                )
+            _print_buckets(res)
         out["splits"] = results
     if args.record and splits:
         record_metrics(model, info, out, args.limit)
     return out
+
+
+def _print_buckets(res: dict[str, Any]) -> None:
+    """One indented line per length bucket, under the file's or split's accuracy line."""
+    for bucket, b in res["buckets"].items():
+        print(f"  {bucket:>11} tokens\taccuracy {b['accuracy']:.4f}\tn {b['n']}", flush=True)
 
 
 def record_metrics(

@@ -77,15 +77,41 @@ def test_cli_three_layouts_and_json(
     )
     assert rc == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 3 and all("accuracy" in line for line in printed)
+    heads = [line for line in printed if not line.startswith(" ")]
+    assert [line.split("\t")[0] for line in heads] == files
+    assert all("accuracy" in line for line in printed)
     data = json.loads(out.read_text())
     assert set(data["files"]) == set(files)
     for path in files:
         entry = data["files"][path]
-        assert set(entry) == {"accuracy", "n"}
-        expected = ev.evaluate_examples(model, read_tsv(path), seed=2)
-        assert entry == {"accuracy": expected["accuracy"], "n": expected["n"]}
+        assert set(entry) == {"accuracy", "n", "buckets"}
+        expected = ev.evaluate_examples(model, read_tsv(path), seed=2, bucket_width=100)
+        assert {k: entry[k] for k in ("accuracy", "n")} == {
+            "accuracy": expected["accuracy"],
+            "n": expected["n"],
+        }
+        assert entry["buckets"] == expected["buckets"]
+        assert sum(b["n"] for b in entry["buckets"].values()) == entry["n"]
     assert data["files"][str(ours)]["n"] == 40
+    # one indented line per bucket, under its file's line
+    assert len(printed) == len(files) + sum(len(data["files"][f]["buckets"]) for f in files)
+
+
+def test_cli_limit_and_bucket_width_apply_to_data_files(
+    tmp_path: Path, ckpt: Path, model, examples, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours = tmp_path / "ours.tsv"
+    write_tsv(ours, examples)
+    out = tmp_path / "res.json"
+    argv = ["--checkpoint", str(ckpt), "--data", str(ours), "--json", str(out), "--no-progress"]
+    assert ev.main([*argv, "--limit", "7", "--bucket-width", "10"]) == 0
+    entry = json.loads(out.read_text())["files"][str(ours)]
+    expected = ev.evaluate_examples(model, examples[:7], bucket_width=10)
+    assert entry["n"] == 7 and entry["accuracy"] == expected["accuracy"]
+    assert entry["buckets"] == expected["buckets"]
+    assert all(int(b.split("-")[1]) - int(b.split("-")[0]) == 9 for b in entry["buckets"])
+    printed = capsys.readouterr().out
+    assert f"{ours}\taccuracy" in printed and "tokens\taccuracy" in printed
 
 
 def test_cli_inference_overrides(
