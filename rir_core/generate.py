@@ -54,7 +54,7 @@ name           recipe (tokens, max args, max depth)                  count    se
 =============  ===================================================  =======  =====
 train          2-100, 5 args, depth 20                               90,000   1
 dev            2-100, 5 args, depth 20; none of train                1,000    2
-test_iid       2-1000 (near-IID: the recipe, barely filtered)        2,000    3
+test_iid       2-1000 (near-IID: the recipe, barely filtered) [1]    2,000    3
 len_200_300    200-300, 5 args, depth 20                             2,000    4
 len_500_600    500-600, 5 args, depth 20                             2,000    5
 len_900_1000   900-1000, 5 args, depth 20                            2,000    6
@@ -62,6 +62,9 @@ args_10        100-1000, 10 args, depth 9                            2,000    7
 args_15        100-1000, 15 args, depth 9                            2,000    8
 lra            501-1999, 10 args, depth 10                           2,000    9
 =============  ===================================================  =======  =====
+
+[1] 2,000 chosen at random from 100,000 distinct draws, as the original near-IID test file was
+(:attr:`SplitSpec.pool`); the other splits are their first ``count`` distinct draws.
 
 :func:`load_split` generates a split once and caches it as TSV (our layout) under
 ``data_cache/`` at the repository root, or under ``$RIR_DATA_CACHE``; the file name carries a
@@ -372,6 +375,13 @@ class SplitSpec:
         count: number of distinct examples.
         seed: generator seed.
         disjoint_from: names of splits none of whose expressions may appear in this one.
+        pool: when above ``count``, draw this many distinct expressions and keep ``count`` of
+            them chosen at random (seeded by ``seed``), in draw order. The original near-IID
+            test file is a random tenth of one set of about 100,000 distinct expressions, and
+            removing duplicates over a set that large makes short expressions rarer than a
+            small draw does: 2,000 distinct draws have a median of 12 tokens and 18% of 45
+            tokens or more; 2,000 of 100,000 have 15-16 and 22%, as the original file
+            (``test_d20s.tsv``: 16 and 22.7%).
     """
 
     name: str
@@ -379,6 +389,7 @@ class SplitSpec:
     count: int
     seed: int
     disjoint_from: tuple[str, ...] = ()
+    pool: int = 0
 
 
 _TRAIN_RECIPE = Recipe(min_tokens=2, max_tokens=100)
@@ -389,7 +400,7 @@ SPLITS: dict[str, SplitSpec] = {
     for spec in (
         SplitSpec("train", _TRAIN_RECIPE, 90_000, seed=1),
         SplitSpec("dev", _TRAIN_RECIPE, 1_000, seed=2, disjoint_from=("train",)),
-        SplitSpec("test_iid", Recipe(2, 1000), 2_000, seed=3),
+        SplitSpec("test_iid", Recipe(2, 1000), 2_000, seed=3, pool=100_000),
         SplitSpec("len_200_300", Recipe(200, 300), 2_000, seed=4),
         SplitSpec("len_500_600", Recipe(500, 600), 2_000, seed=5),
         SplitSpec("len_900_1000", Recipe(900, 1000), 2_000, seed=6),
@@ -410,13 +421,16 @@ def default_cache_dir() -> Path:
 
 def _spec_key(spec: SplitSpec) -> dict[str, object]:
     """Everything that determines a split's content, exclusions included (recursively)."""
-    return {
+    key: dict[str, object] = {
         "version": GENERATOR_VERSION,
         "recipe": asdict(spec.recipe),
         "count": spec.count,
         "seed": spec.seed,
         "disjoint_from": [_spec_key(SPLITS[name]) for name in spec.disjoint_from],
     }
+    if spec.pool > spec.count:  # only then: the other splits keep their cache names
+        key["pool"] = spec.pool
+    return key
 
 
 def split_cache_path(spec: SplitSpec, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -438,7 +452,8 @@ def load_split(
         name: a key of :data:`SPLITS`.
         cache_dir: cache folder (default :func:`default_cache_dir`).
         n: return only the first ``n`` examples. The whole split is still generated and cached
-            (so ``n`` saves nothing the first time); the first ``n`` are the first ``n`` drawn.
+            (so ``n`` saves nothing the first time); the first ``n`` are the first ``n`` drawn
+            (of those kept, for a split with a ``pool``).
         progress: show a tqdm bar on stderr while generating.
 
     Raises:
@@ -454,7 +469,12 @@ def load_split(
         exclude: set[str] = set()
         for other in spec.disjoint_from:
             exclude.update(ex.text for ex in load_split(other, cache_dir, progress=progress))
-        examples = generate(spec.recipe, spec.count, spec.seed, exclude, progress=progress)
+        if spec.pool > spec.count:
+            pool = generate(spec.recipe, spec.pool, spec.seed, exclude, progress=progress)
+            keep = np.random.default_rng(spec.seed).choice(spec.pool, spec.count, replace=False)
+            examples = [pool[i] for i in sorted(keep.tolist())]
+        else:
+            examples = generate(spec.recipe, spec.count, spec.seed, exclude, progress=progress)
         write_tsv(path, examples)
     return examples if n is None else examples[:n]
 

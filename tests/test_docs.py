@@ -52,8 +52,9 @@ tests/grad_per_level.py` (seconds), `python
 tests/composition_depth.py` (a measurement over the standard splits, a minute or two), `python
 tests/compare_runs.py` (reads two logs; tests/test_compare_runs.py runs it), `python
 tests/probe_pair_roots.py` (a measurement, about ten minutes of CPU), `python
-tests/sdepth_report.py` and `python tests/partial_tree_report.py` (measurements, a minute or
-two of CPU), `python
+tests/sdepth_report.py`, `python tests/partial_tree_report.py` and `python
+tests/near_iid_report.py` (measurements, a minute or two of CPU), `python
+tests/authors_run_figure.py` (draws a figure in seconds), `python
 tests/authors_training.py` (an experiment: a training run, hours),
 `python tests/authors_code.py` (prepares a checkout of the authors' code outside the repo and
 evaluates its checkpoints),
@@ -150,6 +151,10 @@ CHECKED_COMMANDS = {
     "minute or two); tests/test_cut_report.py checks which cuts it keeps",
     "tests/sdepth_report.py": "a measurement: a minute or two of CPU (2,000 inputs, chunked and "
     "whole); tests/test_sdepth_report.py checks its sensitivity depth",
+    "tests/near_iid_report.py": "a measurement: a minute or two of CPU the first time (it "
+    "generates test_iid); tests/test_near_iid_report.py runs it on a small split",
+    "tests/authors_run_figure.py": "draws a figure from a JSON-lines file in seconds; "
+    "tests/test_authors_run_figure.py runs it",
     "tests/partial_tree_report.py": "a measurement: a minute or two of CPU (1,000 traced "
     "inputs); tests/test_partial_tree_report.py checks the spans it looks for",
     "tests/authors_training.py": "an experiment: a training run from scratch, hours; "

@@ -268,6 +268,31 @@ def test_standard_split_table() -> None:
         assert r.p_op == 0.25
     assert len({spec.seed for spec in SPLITS.values()}) == len(SPLITS)
     assert SPLITS["dev"].disjoint_from == ("train",)
+    # near-IID is drawn as the original file was: a random 2,000 of 100,000 distinct
+    assert {name: spec.pool for name, spec in SPLITS.items() if spec.pool} == {"test_iid": 100_000}
+
+
+def test_a_split_with_a_pool_keeps_a_random_part_of_it_in_draw_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = Recipe(2, 30)
+    pooled = SplitSpec("tiny_iid", recipe, 300, seed=11, pool=3_000)
+    plain = SplitSpec("tiny_iid", recipe, 300, seed=11)
+    monkeypatch.setitem(SPLITS, "tiny_iid", pooled)
+    examples = load_split("tiny_iid", cache_dir=tmp_path)
+    pool = generate(recipe, 3_000, seed=11)
+    where = {ex.text: i for i, ex in enumerate(pool)}
+    places = [where[ex.text] for ex in examples]
+    assert len(examples) == 300 and places == sorted(set(places))
+    assert places[-1] > 300  # not simply the first 300 drawn
+    assert load_split("tiny_iid", cache_dir=tmp_path, n=5) == examples[:5]
+    # its own cache entry: the same split without a pool is another file
+    assert split_cache_path(pooled, tmp_path) != split_cache_path(plain, tmp_path)
+    assert split_cache_path(pooled, tmp_path).exists()
+    # removing duplicates over the larger set leaves fewer of the few short expressions
+    first = generate(recipe, 300, seed=11)
+    short = sum(len(ex) <= 5 for ex in first)
+    assert sum(len(ex) <= 5 for ex in examples) < short * 0.8
 
 
 @pytest.fixture
