@@ -66,8 +66,8 @@ def read_epochs(path: Path) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            raise ValueError(f"{path}, line {i}: not a JSON object.") from None
+        except (ValueError, RecursionError):  # JSONDecodeError, or a number too long for int
+            raise ValueError(f"{path}, line {i}: not a readable JSON object.") from None
         epoch = record.get("epochs") if isinstance(record, dict) else None
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"{path}, line {i}: no whole number of 'epochs'.")

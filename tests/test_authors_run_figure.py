@@ -50,10 +50,11 @@ def test_it_draws_a_png(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        ('{"epochs": 1}\nnot json\n', "line 2: not a JSON object"),
+        ('{"epochs": 1}\nnot json\n', "line 2: not a readable JSON object"),
         ('{"epoch": 1}\n', "line 1: no whole number of 'epochs'"),
         ('{"epochs": 1.5}\n', "line 1: no whole number of 'epochs'"),
-        ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not a JSON object"),
+        ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not a readable JSON object"),
+        ('{"epochs": ' + "9" * 5000 + "}\n", "line 1: not a readable JSON object"),
         ('{"epochs": 1}\n{"epochs": 1}\n', "has an epoch twice"),
         ("\n\n", "has no epochs"),
     ],
