@@ -69,10 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = max(len(name) for name, _ in sets)
     print(f"{'set':<{width}}  " + "  ".join(f"{c:>7}" for c in COLUMNS))
     for name, examples in sets:
-        n, med, chunked, long_, short, depth = row(examples)
+        n, med, chunked, long_, short, med_depth = row(examples)
         print(
             f"{name:<{width}}  {n:>7}  {med:>7.1f}  {chunked:>7.1%}  {long_:>7.1%}  "
-            f"{short:>7.1%}  {depth:>7.1f}"
+            f"{short:>7.1%}  {med_depth:>7.1f}"
         )
     return 0
 
